@@ -1,0 +1,1 @@
+"""medagent's planner side: settings, the command line, and (later) the LangGraph agent."""

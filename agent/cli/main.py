@@ -1,0 +1,22 @@
+"""``medagent``: the root command and its subcommands."""
+
+from __future__ import annotations
+
+import typer
+
+from . import demo, fhir
+
+app = typer.Typer(
+    name="medagent",
+    help="An agentic clinical assistant: MedGemma plans over a patient's FHIR record.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(fhir.app, name="fhir")
+app.command("demo")(demo.demo)
+
+
+@app.callback()
+def _root() -> None:
+    """medagent: FHIR records, tools and agent runs from one command."""
