@@ -151,6 +151,8 @@ def _date_clause(rtype: str, p: SearchParam, value: str) -> ColumnElement:
     options = []
     for part in split_or(value):
         prefix = "eq"
+        # An unencoded '+' in a query string decodes to a space; a date never holds one.
+        part = part.strip().replace(" ", "+")
         if part[:2] in DATE_PREFIXES:
             prefix, part = part[:2], part[2:]
         elif part[:2] == "ap":
