@@ -33,6 +33,13 @@ _TYPE_RE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 ConditionalResolver = Callable[[str, list[tuple[str, str]]], "str | None"]
 
 
+def _rebuild_bundle_error(path, reason, entry, message, needs_store):
+    exc = BundleError.__new__(BundleError)
+    FhirError.__init__(exc, message, status=422, code="processing")
+    exc.path, exc.reason, exc.entry, exc.needs_store = path, reason, entry, needs_store
+    return exc
+
+
 class BundleError(FhirError):
     """A file that cannot be loaded; nothing from it was written."""
 
@@ -44,6 +51,11 @@ class BundleError(FhirError):
                 where += f" ({what})"
         super().__init__(f"{where}: {reason}", status=422, code="processing")
         self.path, self.entry, self.reason = str(path), entry, reason
+        # Set when the file might load once references are looked up in the store too.
+        self.needs_store = False
+
+    def __reduce__(self):  # picklable, so worker processes can report it
+        return (_rebuild_bundle_error, (self.path, self.reason, self.entry, self.args[0], self.needs_store))
 
 
 @dataclass
@@ -169,12 +181,8 @@ def _first_entry_with(entries: list[dict[str, Any]], ref: str) -> tuple[int, str
 
 
 def prepare_file(path: str | Path, validation: Validation = "full",
-                 resolve_conditional: ConditionalResolver | None = None,
-                 prevalidated: bool = False) -> PreparedFile:
-    """Parse, resolve, validate and index one file, or raise ``BundleError`` naming the entry.
-
-    ``prevalidated``: a worker process already ran ``validation.validate_file`` on it.
-    """
+                 resolve_conditional: ConditionalResolver | None = None) -> PreparedFile:
+    """Parse, resolve, validate and index one file, or raise ``BundleError`` naming the entry."""
     path = Path(path)
     raw = read_bytes(path)
     entries = parse_entries(path, raw)
@@ -218,14 +226,16 @@ def prepare_file(path: str | Path, validation: Validation = "full",
     if resolver.failures:
         ref, reason = next(iter(resolver.failures.items()))
         n, what = _first_entry_with(entries, ref)
-        raise BundleError(path, reason, entry=n, what=what)
+        error = BundleError(path, reason, entry=n, what=what)
+        error.needs_store = resolve_conditional is None and "?" in ref
+        raise error
     if matches:
         entries = parse_entries(path, rewritten)
     for n, rid in ids.items():
         resource = entries[n]["resource"]
         resource["id"] = rid
         what = f"{resource['resourceType']}/{rid}"
-        if validation == "full" and not prevalidated:
+        if validation == "full":
             try:
                 validate_resource(resource)
             except ValueError as exc:

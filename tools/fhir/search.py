@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import and_, func, not_, or_, select
+from sqlalchemy import and_, exists, func, not_, or_, select
 from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.elements import BinaryExpression
 
 from .backend import FhirError, Params
 from .dates import DateFormatError, date_range
 from .extract import normalise, split_reference
 from .schema import idx_date, idx_ref, idx_string, idx_token, resources
-from .search_params import PARAMS, SEARCHABLE_TYPES, SearchParam
+from .search_params import COMPARTMENT_PATHS, PARAMS, SEARCHABLE_TYPES, SearchParam
 
 DEFAULT_COUNT = 50
 MAX_COUNT = 1000
@@ -45,7 +47,7 @@ class Include:
 @dataclass
 class CompiledSearch:
     resource_type: str
-    where: list[ColumnElement] = field(default_factory=list)
+    where: list = field(default_factory=list)  # ColumnElement, or IndexFilter until compiled
     order_by: list = field(default_factory=list)
     count: int = DEFAULT_COUNT
     offset: int = 0
@@ -89,12 +91,32 @@ def _unescape(value: str) -> str:
     return re.sub(r"\\([,|$\\])", r"\1", value)
 
 
-def _in_index(table, rtype: str, param: str, *conds: ColumnElement) -> ColumnElement:
-    sub = select(table.c.res_pk).where(table.c.type == rtype, table.c.param == param, *conds)
-    return resources.c.pk.in_(sub)
+@dataclass
+class IndexFilter:
+    """'The resource has an index row of ``param`` meeting ``conds``' (or has none: negate)."""
+    table: Any
+    rtype: str
+    param: str
+    conds: tuple[ColumnElement, ...]
+    negate: bool = False
+
+    def sql(self, correlated: bool) -> ColumnElement:
+        t = self.table
+        if correlated:
+            # Per candidate row, through the (res_pk) index: best once the patient has
+            # narrowed the rows to a few hundred.
+            clause = exists().where(t.c.res_pk == resources.c.pk, t.c.param == self.param, *self.conds)
+        else:
+            # One pass over the (type, param, value) index: best when nothing narrows first.
+            clause = resources.c.pk.in_(select(t.c.res_pk).where(t.c.type == self.rtype, t.c.param == self.param, *self.conds))
+        return not_(clause) if self.negate else clause
 
 
-def _token_clause(rtype: str, p: SearchParam, modifier: str | None, value: str) -> ColumnElement:
+def _in_index(table, rtype: str, param: str, *conds: ColumnElement) -> IndexFilter:
+    return IndexFilter(table, rtype, param, conds)
+
+
+def _token_clause(rtype: str, p: SearchParam, modifier: str | None, value: str) -> IndexFilter:
     options = []
     for part in split_or(value):
         if modifier == "text":
@@ -110,10 +132,18 @@ def _token_clause(rtype: str, p: SearchParam, modifier: str | None, value: str) 
         else:
             options.append(and_(idx_token.c.system == system, idx_token.c.code == code))
     clause = _in_index(idx_token, rtype, p.name, or_(*options))
-    return not_(clause) if modifier == "not" else clause
+    clause.negate = modifier == "not"
+    return clause
 
 
 def _reference_clause(rtype: str, p: SearchParam, type_modifier: str | None, value: str) -> ColumnElement:
+    parts = split_or(value)
+    if p.name == "patient" and len(parts) == 1 and p.paths[0] in COMPARTMENT_PATHS:
+        # The resource row carries the patient its subject/patient reference names (the
+        # compartment), indexed with the type: the hot path of every agent query.
+        target = split_reference(_unescape(parts[0]))
+        if target and target[0] in (None, "Patient") and type_modifier in (None, "Patient"):
+            return resources.c.patient_id == target[1]
     options = []
     for part in split_or(value):
         part = _unescape(part)
@@ -181,7 +211,7 @@ def _string_clause(rtype: str, p: SearchParam, modifier: str | None, value: str)
 _TABLE = {"token": idx_token, "reference": idx_ref, "date": idx_date, "string": idx_string}
 
 
-def _filter(rtype: str, name: str, value: str) -> ColumnElement:
+def _filter(rtype: str, name: str, value: str) -> ColumnElement | IndexFilter:
     base, _, modifier = name.partition(":")
     modifier = modifier or None
     if base == "_id":
@@ -206,7 +236,8 @@ def _filter(rtype: str, name: str, value: str) -> ColumnElement:
         if value not in ("true", "false"):
             raise bad(f"':missing' takes true or false, not '{value}'")
         has = _in_index(_TABLE[p.kind], rtype, p.name)
-        return not_(has) if value == "true" else has
+        has.negate = value == "true"
+        return has
     if p.kind == "token":
         return _token_clause(rtype, p, modifier, value)
     if p.kind == "reference":
@@ -230,8 +261,8 @@ def _sort_key(rtype: str, key: str):
     table = _TABLE[p.kind]
     column = {"date": idx_date.c.lo, "token": idx_token.c.code, "string": idx_string.c.value}[p.kind]
     agg = func.max(column) if desc else func.min(column)
-    value = (select(agg).where(table.c.res_pk == resources.c.pk, table.c.type == rtype, table.c.param == name)
-             .scalar_subquery())
+    # No condition on type here: it would lure SQLite onto the (type, param) index and a scan.
+    value = select(agg).where(table.c.res_pk == resources.c.pk, table.c.param == name).scalar_subquery()
     return (value.desc() if desc else value.asc()).nulls_last()
 
 
@@ -293,6 +324,8 @@ def compile_search(rtype: str, params: Params) -> CompiledSearch:
                 raise bad(f"_format={value} is not supported (JSON only)")
         else:
             raise bad(f"parameter '{name}' is not supported")
+    narrowed = any(isinstance(w, BinaryExpression) and w.left is resources.c.patient_id for w in cs.where)
+    cs.where = [w.sql(correlated=narrowed) if isinstance(w, IndexFilter) else w for w in cs.where]
     # Ties (and unsorted searches) fall back to the id, so pages never overlap or skip.
     cs.order_by.append(resources.c.id.asc() if sorted_ else resources.c.pk.asc())
     return cs

@@ -1,12 +1,11 @@
 """FHIR R4 validation with the ``fhir.resources`` R4B models, at the store's boundaries.
 
-Validation costs about 0.4 ms a resource (pydantic models), the largest part of a load, so
-``validate_file`` can run in worker processes while the main process indexes and writes.
+Validation costs about 0.4 ms a resource (pydantic models), the largest part of a load; the
+store runs it in worker processes when it loads several files.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 _MODEL_CACHE: dict[str, Any] = {}
@@ -45,24 +44,3 @@ def validate_resource(resource: dict[str, Any]) -> None:
             more = len(found) - 3
             raise ValueError("; ".join(parts) + (f" (and {more} more)" if more > 0 else "")) from exc
         raise ValueError(str(exc)) from exc
-
-
-def validate_file(path: str) -> tuple[int, str, str] | None:
-    """Validate every entry of a file: None when all are valid, else (entry, what, reason).
-
-    Runs in a worker process; parse errors are left to the main process, which reports them.
-    """
-    from .bundles import BundleError, parse_entries, read_bytes
-
-    try:
-        entries = parse_entries(Path(path), read_bytes(Path(path)))
-    except BundleError:
-        return None
-    for n, entry in enumerate(entries):
-        resource = entry.get("resource")
-        if isinstance(resource, dict) and isinstance(resource.get("resourceType"), str):
-            try:
-                validate_resource(resource)
-            except ValueError as exc:
-                return n, f"{resource['resourceType']}/{resource.get('id')}", str(exc)
-    return None
