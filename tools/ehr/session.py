@@ -1,0 +1,356 @@
+"""EhrSession: the EHR tools the planner calls, bound to ONE patient.
+
+Every tool returns a ``ToolResult`` (never raises). Scope is enforced here, in code: every
+resource a tool returns passes ``in_scope`` (the bound Patient, resources in that patient's
+compartment, shared resources such as Practitioner); searches always carry
+``patient=<bound id>`` and refuse a caller's ``patient``/``subject``.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any, Callable, Literal
+from urllib.parse import parse_qsl
+
+import orjson
+
+from tools.fhir.backend import FhirBackend, FhirError, NotFound
+from tools.fhir.extract import compartment_patient, split_reference
+from tools.fhir.manifest import Manifest, build_manifest, human_name
+from tools.fhir.search_params import CODE_PARAM, DATE_PARAM, lookup
+
+from . import orders
+from .resolve import CLINICAL, STATUS_PARAM, Candidate, category_value, clinical_type, resolve_codes
+from .results import ToolResult, concept_text, describe, render_rows, table
+
+ClinicalType = Literal["Observation", "Condition", "MedicationRequest", "Immunization", "Encounter",
+                       "AllergyIntolerance", "Procedure", "DiagnosticReport", "CarePlan",
+                       "DocumentReference", "ImagingStudy", "ServiceRequest"]
+CLINICAL_TYPES: tuple[str, ...] = CLINICAL
+SHARED_TYPES = frozenset({"Practitioner", "PractitionerRole", "Organization", "Location", "Medication",
+                          "Substance", "HealthcareService", "Endpoint"})
+DRAFT_KINDS = ("MedicationRequest", "ServiceRequest", "Observation")
+NO_PATIENT = "no patient selected; call find_patient then bind"
+MAX_LIMIT = 200
+
+_DATE_PREFIX = re.compile(r"^(eq|ne|gt|lt|ge|le|sa|eb)\d")
+
+
+def _tool(fn: Callable[..., ToolResult]) -> Callable[..., ToolResult]:
+    """Turn every failure into an error ToolResult; keep the signature and docstring."""
+    @functools.wraps(fn)
+    def wrapper(self: "EhrSession", *args: Any, **kwargs: Any) -> ToolResult:
+        try:
+            return fn(self, *args, **kwargs)
+        except FhirError as exc:
+            return ToolResult.fail(_diagnostics(exc))
+        except (_Refused, orders.DraftError, ValueError) as exc:  # ValueError: a bad type name or number
+            return ToolResult.fail(str(exc))
+        except Exception as exc:  # a tool never raises into the planner loop
+            return ToolResult.fail(f"{fn.__name__} failed: {type(exc).__name__}: {exc}")
+    return wrapper
+
+
+class _Refused(Exception):
+    pass
+
+
+def _diagnostics(exc: FhirError) -> str:
+    issues = (exc.outcome or {}).get("issue", [])
+    text = "; ".join(i.get("diagnostics") or i.get("code", "") for i in issues if isinstance(i, dict))
+    return text or str(exc)
+
+
+class EhrSession:
+    """Tools over one patient's FHIR record. ``read_only`` (the default) forbids writes."""
+
+    def __init__(self, backend: FhirBackend, patient_id: str | None = None, read_only: bool = True,
+                 row_limit: int = 20):
+        self.backend = backend
+        self.read_only = read_only
+        self.row_limit = row_limit
+        self._pid: str | None = None
+        self._patient: dict[str, Any] | None = None
+        self._manifest: Manifest | None = None
+        if patient_id:
+            self.bind(patient_id)
+
+    # -- binding and scope ------------------------------------------------------------------
+
+    @property
+    def patient_id(self) -> str | None:
+        return self._pid
+
+    def bind(self, patient_id: str) -> dict[str, Any]:
+        """Bind the session to a patient (raises LookupError if there is no such Patient)."""
+        ref = split_reference(patient_id.strip())
+        if not ref or ref[0] not in (None, "Patient"):
+            raise LookupError(f"'{patient_id}' is not a Patient id")
+        try:
+            patient = self.backend.read("Patient", ref[1])
+        except NotFound:
+            raise LookupError(f"Patient/{ref[1]} does not exist") from None
+        self._pid, self._patient, self._manifest = ref[1], patient, None
+        return patient
+
+    def in_scope(self, resource: dict[str, Any]) -> bool:
+        """True only for the bound Patient, resources in its compartment and shared resources."""
+        if self._pid is None or not isinstance(resource, dict):
+            return False
+        if resource.get("resourceType") == "Patient":
+            return resource.get("id") == self._pid
+        owner = compartment_patient(resource)
+        if owner is not None:
+            return owner == self._pid
+        return resource.get("resourceType") in SHARED_TYPES
+
+    def _scoped(self, resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [r for r in resources if self.in_scope(r)]
+
+    def _require_patient(self) -> str:
+        if self._pid is None:
+            raise _Refused(NO_PATIENT)
+        return self._pid
+
+    def manifest(self) -> Manifest:
+        if self._manifest is None:
+            self._manifest = build_manifest(self.backend, self._require_patient())
+        return self._manifest
+
+    def _candidates(self, *types: str) -> list[Candidate]:
+        m = self.manifest()
+        return [(c.system, c.code, c.display) for t in types for c in m.codes(t)]
+
+    def tools(self) -> list[Callable[..., ToolResult]]:
+        """The methods the planner may call (submit_order is deliberately not one)."""
+        return [self.find_patient, self.patient_summary, self.search_records, self.read_record, self.draft_order]
+
+    # -- tools ------------------------------------------------------------------------------
+
+    @_tool
+    def find_patient(self, name: str | None = None, birth_date: str | None = None,
+                     identifier: str | None = None, gender: str | None = None) -> ToolResult:
+        """Find patients by name, birth date (YYYY-MM-DD), identifier (e.g. an MRN) or gender.
+
+        Give at least one criterion; several narrow the search. Returns candidates with
+        id, name, birth date, gender and MRN. Use the id to work on that patient.
+        """
+        params: list[tuple[str, str]] = [("name", p) for p in re.split(r"[\s,]+", name or "") if p]
+        for param, value in (("birthdate", birth_date), ("identifier", identifier), ("gender", gender)):
+            if value and str(value).strip():
+                params.append((param, str(value).strip().lower() if param == "gender" else str(value).strip()))
+        if not params:
+            raise _Refused("give at least one of name, birth_date, identifier, gender")
+        if self._pid:  # a bound session can only ever see its own patient
+            params.append(("_id", self._pid))
+        bundle = self.backend.search("Patient", [*params, ("_count", str(self.row_limit))])
+        found = [e["resource"] for e in bundle.get("entry", []) if e.get("search", {}).get("mode", "match") == "match"]
+        found = [p for p in found if p.get("resourceType") == "Patient" and (self._pid is None or self.in_scope(p))]
+        if not found:
+            return ToolResult(text="No patient matches; try fewer criteria (e.g. the family name only).")
+        rows = [{"id": p["id"], "name": human_name(p.get("name")), "birth date": p.get("birthDate", ""),
+                 "gender": p.get("gender", ""), "MRN": _mrn(p)} for p in found]
+        total = bundle.get("total", len(found)) if self._pid is None else len(found)
+        text = f"{len(found)} patient(s) found:\n" + table(rows, total, ("id", "name", "birth date", "gender", "MRN"))
+        return ToolResult(text=text, ids=[f"Patient/{p['id']}" for p in found], resources=found)
+
+    @_tool
+    def patient_summary(self) -> ToolResult:
+        """Who the patient is and what their record holds: for each record type, how many,
+        the date range, and the codes present with their names (most frequent first).
+
+        Call this first to learn what to search for. Record types: Observation = lab
+        results, vital signs, survey scores; Condition = diagnoses/problems;
+        MedicationRequest = prescriptions; Immunization = vaccines; AllergyIntolerance =
+        allergies; Encounter = visits; Procedure = procedures; DiagnosticReport = lab
+        panels/reports; CarePlan = care plans; DocumentReference = clinical notes;
+        ImagingStudy = imaging; ServiceRequest = orders/referrals.
+        """
+        pid = self._require_patient()
+        return ToolResult(text=self.manifest().render(), ids=[f"Patient/{pid}"],
+                          resources=[self._patient] if self._patient else [])
+
+    @_tool
+    def search_records(self, resource_type: ClinicalType, code: str | None = None,
+                       date_from: str | None = None, date_to: str | None = None,
+                       status: str | None = None, category: str | None = None,
+                       filters: dict[str, str] | None = None, sort: str = "-date",
+                       limit: int | None = None) -> ToolResult:
+        """Search the patient's record; rows come newest first.
+
+        resource_type: Observation (lab results, vital signs such as blood pressure, BMI,
+        weight), Condition (diagnoses), MedicationRequest (medications), Immunization
+        (vaccines), AllergyIntolerance (allergies), Encounter (visits), Procedure,
+        DiagnosticReport (lab panels), CarePlan, DocumentReference (notes), ImagingStudy,
+        ServiceRequest (orders).
+        code: what to look for, as a plain name ('HbA1c', 'blood pressure', 'metformin',
+        'flu shot') or a code ('4548-4', 'http://loinc.org|4548-4', comma = any of them).
+        date_from / date_to: YYYY, YYYY-MM or YYYY-MM-DD, inclusive.
+        status: e.g. active, stopped, completed (for Condition/AllergyIntolerance: active,
+        resolved, inactive). category: e.g. laboratory, vital-signs (Observation).
+        filters: other FHIR search parameters, e.g. {"value-concept": "..."}.
+        sort: '-date' newest first (default) or 'date' oldest first. limit: rows to show.
+        """
+        pid = self._require_patient()
+        rtype = clinical_type(resource_type)
+        params: list[tuple[str, str]] = [("patient", pid)]
+        said: list[str] = []
+        unknown_code = False
+        if code and str(code).strip():
+            res = resolve_codes(str(code), self._candidates(rtype))
+            if not res.ok:
+                return ToolResult(text=f"No {rtype} in this patient's record matches '{code}' ({res.message}).")
+            unknown_code = res.verbatim and "not among the codes" in res.message
+            name = "combo-code" if rtype == "Observation" and unknown_code else CODE_PARAM[rtype]
+            params.append((name, res.param_value()))
+            said.append(res.message)
+        date_param = DATE_PARAM[rtype]
+        for value, prefix in ((date_from, "ge"), (date_to, "le")):
+            if value and str(value).strip():
+                v = str(value).strip()
+                params.append((date_param, v if _DATE_PREFIX.match(v) else prefix + v))
+                said.append(f"{date_param} {params[-1][1]}")
+        if status and str(status).strip():
+            params.append((STATUS_PARAM.get(rtype, "status"), ",".join(s.strip().lower() for s in str(status).split(","))))
+            said.append(f"status {params[-1][1]}")
+        if category and str(category).strip():
+            cparam = "class" if rtype == "Encounter" else "category"
+            if not lookup(rtype, cparam):
+                raise _Refused(f"{rtype} has no category; use code or filters")
+            value = category_value(rtype, str(category))
+            params.append((cparam, value))
+            said.append(f"{cparam} {value}")
+        if isinstance(filters, str):  # a model may send 'a=b&c=d' or JSON text
+            filters = orjson.loads(filters) if filters.strip().startswith("{") else dict(parse_qsl(filters))
+        for key, value in (filters or {}).items():
+            key = str(key).strip()
+            if re.split(r"[:.]", key)[0] in ("patient", "subject"):
+                raise _Refused(f"filter '{key}' is not allowed: this session is bound to one patient and adds "
+                               "patient itself; remove it")
+            if key in ("_count", "_sort"):  # the same as limit / sort
+                limit, sort = (value, sort) if key == "_count" else (limit, value)
+                continue
+            params.append((key, str(value)))
+            said.append(f"{key}={value}")
+        sort = {"newest": "-date", "oldest": "date"}.get((sort or "-date").strip().lower(), (sort or "-date").strip())
+        if sort.lstrip("-") in ("date", date_param):
+            sort = ("-" if sort.startswith("-") else "") + date_param
+        n = max(1, min(int(limit or self.row_limit), MAX_LIMIT))
+        params += [("_sort", sort), ("_count", str(n))]
+        bundle = self.backend.search(rtype, params)
+        entries = bundle.get("entry", [])
+        matches = self._scoped([e["resource"] for e in entries if e.get("search", {}).get("mode", "match") == "match"])
+        included = self._scoped([e["resource"] for e in entries if e.get("search", {}).get("mode") == "include"])
+        total = bundle.get("total", len(matches)) - (sum(e.get("search", {}).get("mode", "match") == "match"
+                                                        for e in entries) - len(matches))
+        order = {f"-{date_param}": "newest first", date_param: "oldest first"}.get(sort, f"sorted by {sort}")
+        criteria = f" ({'; '.join(said)})" if said else ""
+        if not matches:
+            text = f"{rtype}: {total} found{criteria}." if total else f"No {rtype} found{criteria}."
+            if unknown_code:
+                text += f" That code is not among the {rtype} codes this record holds; call patient_summary to see them."
+            return ToolResult(text=text)
+        text = f"{rtype}: {total} found, {order}{criteria}\n{render_rows(matches, total)}"
+        if included:
+            text += "\nincluded:\n" + table([{"type/id": f"{r['resourceType']}/{r.get('id')}",
+                                              "name": human_name(r.get("name")) or r.get("name", "") or concept_text(r.get("code"))}
+                                             for r in included], columns=("type/id", "name"))
+        ids = [f"{r['resourceType']}/{r.get('id')}" for r in matches + included]
+        return ToolResult(text=text, ids=ids, resources=matches + included)
+
+    @_tool
+    def read_record(self, reference: str) -> ToolResult:
+        """Read one record in full by reference 'Type/id' (e.g. 'Observation/abc-123'),
+        including a clinical note's text (DocumentReference) or a report's results."""
+        self._require_patient()
+        target = split_reference(str(reference).strip())
+        if not target or not target[0]:
+            raise _Refused(f"'{reference}' is not a reference; use 'Type/id', e.g. 'Observation/<id>'")
+        try:
+            resource = self.backend.read(*target)
+        except NotFound:
+            raise _Refused(f"{target[0]}/{target[1]} does not exist") from None
+        if not self.in_scope(resource):
+            raise _Refused(f"{target[0]}/{target[1]} is not part of the bound patient's record; refused")
+        return ToolResult(text=describe(resource), ids=[f"{target[0]}/{target[1]}"], resources=[resource])
+
+    @_tool
+    def draft_order(self, kind: Literal["MedicationRequest", "ServiceRequest", "Observation"], code: str,
+                    display: str | None = None, system: str | None = None, dosage_text: str | None = None,
+                    value: str | float | None = None, unit: str | None = None, reason: str | None = None,
+                    note: str | None = None,
+                    priority: Literal["routine", "urgent", "asap", "stat"] | None = None) -> ToolResult:
+        """Draft (not place) an order for the patient, for a clinician to review.
+
+        kind: MedicationRequest (a prescription; give dosage_text), ServiceRequest (a lab
+        test, procedure or referral), or Observation (a vital sign only: give value and
+        unit, blood pressure as value '128/82').
+        code: a code ('4548-4', 'http://loinc.org|4548-4') or a name the record holds
+        ('HbA1c', 'metformin'). system: LOINC, SNOMED or RxNorm when code is a bare code.
+        reason: the condition it is for (e.g. 'diabetes'). Nothing is saved.
+        """
+        pid = self._require_patient()
+        if kind not in DRAFT_KINDS:
+            raise _Refused(f"kind must be one of {', '.join(DRAFT_KINDS)}")
+        patient_ref = f"Patient/{pid}"
+        related = {"MedicationRequest": ("MedicationRequest",), "Observation": ("Observation",),
+                   "ServiceRequest": ("ServiceRequest", "Observation", "Procedure")}[kind]
+        sys_, cd, disp, how = orders.order_code(kind, str(code).strip(), display, system, self._candidates(*related))
+        if kind == "Observation":
+            resource = orders.vital_observation(patient_ref, cd or "", value, unit)
+        else:
+            reason_part = self._reason(reason) if reason else None
+            concept = orders.concept(sys_, cd, disp)
+            if kind == "MedicationRequest":
+                resource = orders.medication_request(patient_ref, concept, dosage_text, reason_part, note, priority)
+            else:
+                resource = orders.service_request(patient_ref, concept, reason_part, note, priority)
+        if kind == "Observation" and note:
+            resource["note"] = [{"text": note}]
+        orders.validate(resource)
+        text = (f"DRAFT {kind} (not saved; a clinician must review and submit it){'; ' + how if how else ''}\n"
+                + describe(resource).split("\n", 1)[-1])
+        return ToolResult(text=text, ids=[], resources=[resource])
+
+    @_tool
+    def submit_order(self, draft: dict[str, Any], confirm: bool = False) -> ToolResult:
+        """Store a draft (from draft_order) in the record. Not a planner tool: refused unless
+        confirm=True, the session is writable (read_only=False) and the draft is for the
+        bound patient."""
+        pid = self._require_patient()
+        if self.read_only:
+            raise _Refused("refused: this session is read-only; nothing was written")
+        if confirm is not True:
+            raise _Refused("refused: submitting needs confirm=True from a clinician; nothing was written")
+        if not isinstance(draft, dict) or draft.get("resourceType") not in DRAFT_KINDS:
+            raise _Refused(f"refused: only {', '.join(DRAFT_KINDS)} drafts can be submitted")
+        if compartment_patient(draft) != pid:
+            raise _Refused("refused: the draft is not for the bound patient")
+        orders.validate(draft)
+        stored = self.backend.create(draft)
+        self._manifest = None
+        ref = f"{stored['resourceType']}/{stored['id']}"
+        return ToolResult(text=f"stored {ref}\n{describe(stored).split(chr(10), 1)[-1]}", ids=[ref], resources=[stored])
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _reason(self, reason: str) -> dict[str, Any]:
+        """reasonReference to the patient's matching Condition, else reasonCode as text."""
+        res = resolve_codes(reason, self._candidates("Condition"))
+        if res.ok:
+            found = self.backend.search("Condition", [("patient", self._require_patient()),
+                                                      ("code", res.param_value()), ("_count", "1")])
+            conds = self._scoped([e["resource"] for e in found.get("entry", [])])
+            if conds:
+                c = conds[0]
+                return {"reasonReference": [{"reference": f"Condition/{c['id']}", "display": concept_text(c.get("code"))}]}
+        return {"reasonCode": [{"text": reason}]}
+
+
+def _mrn(patient: dict[str, Any]) -> str:
+    for ident in patient.get("identifier", []):
+        codes = {c.get("code") for c in ident.get("type", {}).get("coding", [])}
+        if "MR" in codes or "mrn" in str(ident.get("system", "")).lower():
+            return ident.get("value", "")
+    return ""
