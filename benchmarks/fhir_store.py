@@ -74,10 +74,31 @@ def time_backend(backend: FhirBackend, patient_ids: list[str], repeat: int) -> d
     return results
 
 
+def upload(server, data: Path) -> None:
+    from tools.fhir import NotFound
+    from tools.fhir.bundles import parse_entries, read_bytes
+    from tools.fhir.rest import upload_bundle
+
+    t, sent = time.perf_counter(), 0
+    for path in sorted(data.glob("*.json*")):
+        entries = parse_entries(path, read_bytes(path))
+        patient = next(e["resource"] for e in entries if e.get("resource", {}).get("resourceType") == "Patient")
+        try:
+            server.read("Patient", patient["id"])
+            continue
+        except NotFound:
+            pass
+        upload_bundle(server, {"resourceType": "Bundle", "type": "transaction", "entry": entries})
+        sent += len(entries)
+    print(f"uploaded {sent:,} resources to {server.base_url} in {time.perf_counter() - t:.1f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "synthea-r4")
     parser.add_argument("--fhir-url", help="also time the same queries against this FHIR server (loaded with the same patients)")
+    parser.add_argument("--load-server", action="store_true",
+                        help="first upload the --data patients to --fhir-url (skipping those already there)")
     parser.add_argument("--repeat", type=int, default=20)
     args = parser.parse_args()
     if not args.data.is_dir():
@@ -97,6 +118,8 @@ def main() -> None:
         from tools.fhir.rest import RestBackend
 
         with RestBackend(args.fhir_url) as server:
+            if args.load_server:
+                upload(server, args.data)
             rest = time_backend(server, patient_ids, max(1, args.repeat // 5))
     header = f"{'query':30s} {'embedded p50':>13s} {'p95':>8s}"
     if rest:
