@@ -210,6 +210,8 @@ def test_summary_count_and_count_zero(hand):
     ("Observation?patient=", "empty value"),
     ("Observation?_include=Patient:organization", "source type must be Observation"),
     ("Observation?_summary=true", "_summary=true"),
+    ("Observation?_count=5&_count=10", "'_count' may appear only once"),
+    ("Observation?_sort=date&_sort=-date", "'_sort' may appear only once"),
     ("Claim?patient=p1", "not supported"),
     ("Observation?patient=Practitioner/x", "refers to Patient"),
 ])

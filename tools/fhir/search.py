@@ -298,6 +298,9 @@ def compile_search(rtype: str, params: Params) -> CompiledSearch:
                         status=400, code="not-supported")
     cs = CompiledSearch(rtype)
     sorted_ = False
+    for once in ("_count", "_offset", "_sort", "_summary", "_total", "_format"):
+        if sum(1 for name, _ in params if name == once) > 1:
+            raise bad(f"'{once}' may appear only once")
     for name, value in params:
         if name == "_offset":
             cs.offset = _int_param(name, value, 0, 10**9)
