@@ -118,3 +118,29 @@ def test_demo_loads_the_fixtures_and_lists_the_patients(runner, tmp_path):
     for patient in PATIENTS.values():
         assert patient.id in result.stdout
     assert "Observation" in result.stdout
+
+
+def test_ehr_tools_from_the_command_line(runner, store_url):
+    found = runner.invoke(app, ["ehr", "find", "--name", "garcia", "--store", store_url])
+    assert found.exit_code == 0 and "2 patient(s) found" in found.stdout
+    hba1c = runner.invoke(app, ["ehr", "search", "-p", MARIA.id, "Observation", "--code", "HbA1c", "--store", store_url])
+    assert hba1c.exit_code == 0 and "12 found" in hba1c.stdout and "4548-4" in hba1c.stdout
+    other = PATIENTS["asthma_child"].id
+    refused = runner.invoke(app, ["ehr", "read", "-p", MARIA.id, f"Patient/{other}", "--store", store_url])
+    assert refused.exit_code == 1 and "refused" in refused.stdout and "Lucas" not in refused.stdout
+
+
+def test_ehr_draft_writes_only_with_allow_writes_and_a_yes(runner, store_url):
+    def orders() -> int:
+        bundle = runner.invoke(app, ["fhir", "search", f"ServiceRequest?patient={MARIA.id}&_summary=count", "--store", store_url])
+        return json.loads(bundle.stdout)["total"]
+
+    before = orders()
+    args = ["ehr", "draft", "-p", MARIA.id, "ServiceRequest", "--code", "HbA1c", "--store", store_url]
+    assert runner.invoke(app, args).exit_code == 0 and orders() == before                     # a draft only
+    read_only = runner.invoke(app, [*args, "--submit"])
+    assert read_only.exit_code == 1 and "read-only" in read_only.stderr and orders() == before
+    declined = runner.invoke(app, [*args, "--submit", "--allow-writes"], input="n\n")
+    assert declined.exit_code == 1 and orders() == before
+    written = runner.invoke(app, [*args, "--submit", "--allow-writes", "--yes"])
+    assert written.exit_code == 0 and "stored ServiceRequest/" in written.stdout and orders() == before + 1

@@ -33,3 +33,21 @@ def demo(store: StoreOpt = None, config: ConfigOpt = None) -> None:
                          str(counts.get(patient["id"], 0)), patient["id"])
     out.print(patients)
 
+    _show_tools(backend)
+
+
+def _show_tools(backend) -> None:
+    """What the planner will see: two EHR tool calls on the diabetic fixture patient."""
+    from rich.panel import Panel
+
+    from fhir_fixtures import PATIENTS
+    from tools.ehr import EhrSession
+
+    patient = PATIENTS["diabetic"]
+    session = EhrSession(backend, patient_id=patient.id)
+    calls = [("patient_summary()", session.patient_summary()),
+             ('search_records("Observation", code="HbA1c", limit=5)',
+              session.search_records("Observation", code="HbA1c", limit=5))]
+    for call, result in calls:
+        out.print(Panel(result.for_planner(), title=f"EHR tool {call} for {patient.name}", title_align="left",
+                        expand=False), markup=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import demo, fhir
+from . import demo, ehr, fhir
 
 app = typer.Typer(
     name="medagent",
@@ -14,6 +14,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(fhir.app, name="fhir")
+app.add_typer(ehr.app, name="ehr")
 app.command("demo")(demo.demo)
 
 
