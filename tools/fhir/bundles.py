@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import re
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -60,16 +61,30 @@ class BundleError(FhirError):
 
 @dataclass
 class PreparedResource:
+    """A resource ready to write: its compact JSON (``meta`` stamped as version 1) and index rows.
+
+    Bytes rather than a dict, so worker processes hand it back cheaply."""
     type: str
     id: str
     patient_id: str | None
-    resource: dict[str, Any]
+    body: bytes
     index: IndexRows
+
+    @classmethod
+    def of(cls, resource: dict[str, Any], stamp: str) -> "PreparedResource":
+        resource["meta"] = {**(resource.get("meta") or {}), "versionId": "1", "lastUpdated": stamp}
+        return cls(resource["resourceType"], resource["id"], compartment_patient(resource),
+                   orjson.dumps(resource), index_resource(resource))
+
+    @property
+    def resource(self) -> dict[str, Any]:
+        return orjson.loads(self.body)
 
 
 @dataclass
 class PreparedFile:
     path: str
+    stamp: str = ""  # the meta.lastUpdated its resources carry
     resources: list[PreparedResource] = field(default_factory=list)
     deletes: list[tuple[str, str]] = field(default_factory=list)
 
@@ -181,12 +196,15 @@ def _first_entry_with(entries: list[dict[str, Any]], ref: str) -> tuple[int, str
 
 
 def prepare_file(path: str | Path, validation: Validation = "full",
-                 resolve_conditional: ConditionalResolver | None = None) -> PreparedFile:
-    """Parse, resolve, validate and index one file, or raise ``BundleError`` naming the entry."""
+                 resolve_conditional: ConditionalResolver | None = None, stamp: str | None = None) -> PreparedFile:
+    """Parse, resolve, validate and index one file, or raise ``BundleError`` naming the entry.
+
+    ``stamp``: the ``meta.lastUpdated`` to give every resource (one per load)."""
     path = Path(path)
+    stamp = stamp or now_stamp()
     raw = read_bytes(path)
     entries = parse_entries(path, raw)
-    prepared = PreparedFile(str(path))
+    prepared = PreparedFile(str(path), stamp)
 
     # Pass 1: every entry's identity, so references between entries can be resolved.
     url_map: dict[str, str] = {}
@@ -241,9 +259,12 @@ def prepare_file(path: str | Path, validation: Validation = "full",
             except ValueError as exc:
                 raise BundleError(path, f"invalid FHIR R4 resource: {exc}", entry=n, what=what) from exc
         try:
-            rows = index_resource(resource)
+            prepared.resources.append(PreparedResource.of(resource, stamp))
         except DateFormatError as exc:
             raise BundleError(path, str(exc), entry=n, what=what) from exc
-        prepared.resources.append(PreparedResource(
-            resource["resourceType"], rid, compartment_patient(resource), resource, rows))
     return prepared
+
+
+def now_stamp() -> str:
+    """``meta.lastUpdated`` for what is written now (FHIR instant, UTC, milliseconds)."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

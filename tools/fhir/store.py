@@ -15,7 +15,6 @@ from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 from urllib.parse import urlsplit
@@ -25,9 +24,9 @@ from sqlalchemy import bindparam, create_engine, delete, event, func, insert, se
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from .backend import FhirBackend, FhirError, NotFound, Params, parse_query, format_query
-from .bundles import BundleError, PreparedFile, PreparedResource, Validation, prepare_file
-from .validation import validate_resource
-from .extract import compartment_patient, index_resource
+from .bundles import BundleError, PreparedFile, PreparedResource, Validation, now_stamp, prepare_file
+from .dates import DateFormatError
+from .validation import is_resource_type, validate_resource
 from .schema import INDEX_TABLES, SCHEMA_VERSION, idx_date, idx_ref, idx_string, idx_token, meta_table, metadata, resources
 from .search import CompiledSearch, compile_search
 
@@ -48,10 +47,6 @@ class LoadReport:
     @property
     def per_second(self) -> float:
         return (self.resources + self.unchanged) / self.seconds if self.seconds else 0.0
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -103,17 +98,21 @@ class EmbeddedStore(FhirBackend):
         """Load files one by one; a bad file loads nothing and is reported, the rest load.
 
         With several files, worker processes parse, validate and index upcoming files while
-        this process writes the current one (``jobs``: workers, default the CPU count; 1 =
-        everything in this process). Writes stay in file order, one transaction per file.
+        this process writes the current one. ``jobs``: worker processes, default one per CPU;
+        0 = everything in this process. Writes stay
+        in file order, one transaction per file.
         """
         report = LoadReport()
         start = time.perf_counter()
         files = expand_paths(paths)
-        jobs = min(jobs or os.cpu_count() or 1, len(files))
-        for path, prepared in self._prepared(files, validation, jobs):
+        if jobs is None:
+            jobs = os.cpu_count() or 1
+        jobs = min(jobs, len(files) - 1)  # a single file gains nothing from a worker
+        stamp = now_stamp()
+        for path, prepared in self._prepared(files, validation, jobs, stamp):
             try:
                 if isinstance(prepared, BundleError) and prepared.needs_store:
-                    prepared = prepare_file(path, validation, resolve_conditional=self._resolve_conditional)
+                    prepared = prepare_file(path, validation, resolve_conditional=self._resolve_conditional, stamp=stamp)
                 if isinstance(prepared, BundleError):
                     raise prepared
                 with self.engine.begin() as conn:
@@ -142,24 +141,26 @@ class EmbeddedStore(FhirBackend):
         return report
 
     @staticmethod
-    def _prepared(files: list[Path], validation: Validation, jobs: int) -> Iterator[tuple[Path, PreparedFile | BundleError]]:
-        """Each file prepared (or the error that refused it), in order; in workers when jobs > 1."""
-        if jobs <= 1:
+    def _prepared(files: list[Path], validation: Validation, jobs: int,
+                  stamp: str) -> Iterator[tuple[Path, PreparedFile | BundleError]]:
+        """Each file prepared (or the error that refused it), in order; in ``jobs`` workers."""
+        if jobs <= 0:
             for path in files:
                 try:
-                    yield path, prepare_file(path, validation)
+                    yield path, prepare_file(path, validation, stamp=stamp)
                 except BundleError as exc:
                     yield path, exc
             return
+        is_resource_type("Patient")  # import the R4 models package once, before the workers fork
         with ProcessPoolExecutor(jobs) as pool:
             pending: deque[tuple[Path, Future]] = deque()
             todo = iter(files)
             for path in itertools.islice(todo, 2 * jobs):  # bounded read-ahead: memory stays flat
-                pending.append((path, pool.submit(prepare_file, path, validation)))
+                pending.append((path, pool.submit(prepare_file, path, validation, None, stamp)))
             while pending:
                 path, future = pending.popleft()
                 for nxt in itertools.islice(todo, 1):
-                    pending.append((nxt, pool.submit(prepare_file, nxt, validation)))
+                    pending.append((nxt, pool.submit(prepare_file, nxt, validation, None, stamp)))
                 try:
                     yield path, future.result()
                 except BundleError as exc:
@@ -178,19 +179,22 @@ class EmbeddedStore(FhirBackend):
         latest: dict[tuple[str, str], PreparedResource] = {}
         for res in prepared.resources:  # a resource repeated in one file: the last one wins
             latest[(res.type, res.id)] = res
-        existing = {key: (pk, ver, js) for key, pk, ver, js in
-                    _lookup(conn, latest, resources.c.pk, resources.c.version, resources.c.json)}
+        existing = {key: (pk, ver, js) for key, pk, ver, js in _lookup(conn, latest, "pk", "version", "json")}
 
-        now, inserts, updates, changed_pks = _now(), [], [], []
+        inserts, updates, changed_pks = [], [], []
         pending: list[tuple[PreparedResource, int | None]] = []
         for key, res in latest.items():
             old = existing.get(key)
-            if old and _same_content(old[2], res.resource):
-                report.unchanged += 1
-                continue
-            version = old[1] + 1 if old else 1
-            res.resource["meta"] = {**res.resource.get("meta", {}), "versionId": str(version), "lastUpdated": now}
-            row = (res.type, res.id, res.patient_id, version, now, prepared.path, _dumps(res.resource))
+            body = res.body  # stamped as version 1 by prepare_file
+            if old:
+                resource = res.resource
+                if _same_content(old[2], resource):
+                    report.unchanged += 1
+                    continue
+                resource["meta"]["versionId"] = str(old[1] + 1)
+                body = orjson.dumps(resource)
+            row = (res.type, res.id, res.patient_id, old[1] + 1 if old else 1, prepared.stamp, prepared.path,
+                   body.decode())
             if old:
                 updates.append(dict(zip(_RESOURCE_COLUMNS, row), b_pk=old[0]))
                 changed_pks.append(old[0])
@@ -207,7 +211,7 @@ class EmbeddedStore(FhirBackend):
         if inserts:
             # executemany straight to the driver, then the new keys looked up per type.
             _bulk_insert(conn, resources, inserts, _RESOURCE_COLUMNS)
-            new_pks = {key: pk for key, pk in _lookup(conn, [(r[0], r[1]) for r in inserts], resources.c.pk)}
+            new_pks = {key: pk for key, pk in _lookup(conn, [(r[0], r[1]) for r in inserts], "pk")}
         self._insert_index_rows(conn, [(res, pk if pk is not None else new_pks[(res.type, res.id)])
                                        for res, pk in pending])
 
@@ -260,8 +264,11 @@ class EmbeddedStore(FhirBackend):
             validate_resource(resource)
         except ValueError as exc:
             raise FhirError(f"invalid {resource.get('resourceType')}: {exc}", status=422, code="processing") from exc
-        prepared = PreparedFile("<create>", [PreparedResource(
-            resource["resourceType"], resource["id"], compartment_patient(resource), resource, index_resource(resource))])
+        stamp = now_stamp()
+        try:
+            prepared = PreparedFile("<create>", stamp, [PreparedResource.of(resource, stamp)])
+        except DateFormatError as exc:
+            raise FhirError(f"invalid {resource['resourceType']}: {exc}", status=422, code="processing") from exc
         with self.engine.begin() as conn:
             if conn.execute(select(resources.c.pk).where(resources.c.type == resource["resourceType"],
                                                          resources.c.id == resource["id"])).scalar() is not None:
@@ -361,34 +368,39 @@ class EmbeddedStore(FhirBackend):
 _RESOURCE_COLUMNS = ("type", "id", "patient_id", "version", "last_updated", "source", "json")
 
 
-def _lookup(conn: Connection, keys: Iterable[tuple[str, str]], *columns) -> Iterator[tuple]:
-    """``((type, id), *columns)`` for the stored ones among ``keys``, one query per type and chunk
-    (``type = ? AND id IN (...)`` uses the unique index; a row-value IN does not on SQLite)."""
+def _lookup(conn: Connection, keys: Iterable[tuple[str, str]], *columns: str) -> Iterator[tuple]:
+    """``((type, id), *columns)`` for the stored ones among ``keys``: one query per type and
+    chunk, ``type = ? AND id IN (...)`` on the unique index, in plain SQL (this runs for every
+    type of every file loaded, where SQLAlchemy's per-statement overhead showed)."""
     by_type: dict[str, list[str]] = {}
     for rtype, rid in keys:
         by_type.setdefault(rtype, []).append(rid)
+    mark = _placeholder(conn)
     for rtype, ids in by_type.items():
         for i in range(0, len(ids), _CHUNK):
-            query = select(resources.c.id, *columns).where(resources.c.type == rtype, resources.c.id.in_(ids[i:i + _CHUNK]))
-            for rid, *values in conn.execute(query).all():
+            chunk = ids[i:i + _CHUNK]
+            sql = (f"SELECT id, {', '.join(columns)} FROM resources "
+                   f"WHERE type = {mark} AND id IN ({', '.join([mark] * len(chunk))})")
+            for rid, *values in conn.exec_driver_sql(sql, (rtype, *chunk)).all():
                 yield ((rtype, rid), *values)
+
+
+def _placeholder(conn: Connection) -> str:
+    style = conn.dialect.paramstyle
+    if style == "qmark":
+        return "?"
+    if style in ("format", "pyformat"):
+        return "%s"
+    raise NotImplementedError(f"database driver paramstyle {style!r} is not supported")
 
 
 def _bulk_insert(conn: Connection, table, rows: list[tuple], columns: Iterable[str] | None = None) -> None:
     """executemany of positional rows straight to the driver: per-row dict binding in
     SQLAlchemy Core was a third of the load time. ``columns`` default to the table's, in order."""
     columns = list(columns or table.c.keys())
-    style = conn.dialect.paramstyle
-    if style not in ("qmark", "format", "pyformat"):
-        conn.execute(insert(table), [dict(zip(columns, row)) for row in rows])
-        return
-    mark = "?" if style == "qmark" else "%s"
+    mark = _placeholder(conn)
     sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
     conn.exec_driver_sql(sql, rows)
-
-
-def _dumps(resource: dict[str, Any]) -> str:
-    return orjson.dumps(resource).decode()
 
 
 def _same_content(stored_json: str, resource: dict[str, Any]) -> bool:
