@@ -23,11 +23,25 @@ from tools.fhir.manifest import build_manifest  # noqa: E402
 from tools.fhir.store import EmbeddedStore  # noqa: E402
 
 
-def load_throughput(data: Path, validation: str, jobs: int | None = None) -> EmbeddedStore:
-    store = EmbeddedStore(f"sqlite:///{tempfile.mkdtemp()}/bench.db")
+def fresh_store(url: str | None) -> EmbeddedStore:
+    if url is None:
+        return EmbeddedStore(f"sqlite:///{tempfile.mkdtemp()}/bench.db")
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)  # an empty PostgreSQL schema for each run
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS bench CASCADE"))
+        conn.execute(text("CREATE SCHEMA bench"))
+    engine.dispose()
+    return EmbeddedStore(f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3Dbench")
+
+
+def load_throughput(data: Path, validation: str, jobs: int | None = None, url: str | None = None) -> EmbeddedStore:
+    store = fresh_store(url)
     report = store.load_paths([data], validation=validation, jobs=jobs)
     assert not report.errors, report.errors
-    print(f"load  validation={validation:5s} jobs={jobs or 'auto':>4}: {report.files} files, "
+    workers = "auto" if jobs is None else str(jobs)
+    print(f"load  {store.label:17s} validation={validation:5s} workers={workers:>4}: {report.files} files, "
           f"{report.resources:,} resources in {report.seconds:.2f} s = {report.per_second:,.0f} resources/s")
     return store
 
@@ -99,19 +113,21 @@ def main() -> None:
     parser.add_argument("--fhir-url", help="also time the same queries against this FHIR server (loaded with the same patients)")
     parser.add_argument("--load-server", action="store_true",
                         help="first upload the --data patients to --fhir-url (skipping those already there)")
+    parser.add_argument("--postgres", metavar="URL", help="run the store on this PostgreSQL database instead of SQLite")
     parser.add_argument("--repeat", type=int, default=20)
     args = parser.parse_args()
     if not args.data.is_dir():
         sys.exit(f"no data at {args.data}: pass --data DIR with Synthea bundles")
 
-    print(f"== load: {args.data}")
-    load_throughput(args.data, "full", jobs=1)
-    load_throughput(args.data, "full")
-    store = load_throughput(args.data, "basic")
+    print(f"== load: {args.data}  (workers: processes that parse, validate and index; 0 = in-process)")
+    load_throughput(args.data, "full", jobs=0, url=args.postgres)
+    load_throughput(args.data, "full", url=args.postgres)
+    load_throughput(args.data, "basic", jobs=0, url=args.postgres)
+    store = load_throughput(args.data, "basic", url=args.postgres)
     reload_time(store, args.data)
 
     patient_ids = store.patient_ids()
-    print(f"\n== search latency over {len(patient_ids)} patients, ms (p50 / p95)")
+    print(f"\n== search latency over {len(patient_ids)} patients, {store.label}, ms (p50 / p95)")
     embedded = time_backend(store, patient_ids, args.repeat)
     rest = None
     if args.fhir_url:
