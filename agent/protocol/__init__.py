@@ -1,0 +1,1 @@
+"""The tool-call protocol: how the planner is told about tools and how its output is read."""
