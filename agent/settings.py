@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     fhir_retries: int = Field(3, description="Retries (with backoff) for a FHIR server that is down or busy")
     validation: Literal["full", "basic"] = Field("full", description="Bundle validation on load: full (R4 models) or basic (structure)")
     read_only: bool = Field(True, description="Refuse every write to the record (draft orders can still be built)")
+    llm: str = Field("embedded", description="The planner model: embedded, openai:MODEL@URL, hf:/path or scripted:FILE")
+    llm_timeout: float = Field(120.0, description="Seconds per model call to a served model")
+    llm_max_new_tokens: int = Field(256, description="Most tokens one planner turn may generate")
+    thinking: bool = Field(False, description="MedGemma thinking mode (27B, 1.5-4B): think silently before answering")
+    constrained: bool = Field(True, description="Constrain planner output to the tool-call JSON schema where the backend can")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
