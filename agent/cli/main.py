@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import demo, ehr, fhir
+from . import demo, ehr, fhir, llm
 
 app = typer.Typer(
     name="medagent",
@@ -15,6 +15,7 @@ app = typer.Typer(
 )
 app.add_typer(fhir.app, name="fhir")
 app.add_typer(ehr.app, name="ehr")
+app.add_typer(llm.app, name="llm")
 app.command("demo")(demo.demo)
 
 
