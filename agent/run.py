@@ -1,0 +1,126 @@
+"""Run the agent on one question about one patient: the entry point for ``medagent ask``, the
+EHR question-answering pipeline and the benchmarks.
+
+``run_question`` wires a backend, an EHR session bound to the patient, a model, the chosen
+strategy's graph and a trace writer, runs the graph and returns a ``RunResult``. A session
+id keeps a multi-turn conversation in a SQLite checkpointer so it can be resumed.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from langchain_core.language_models import BaseChatModel
+
+from agent.graph.state import AgentContext
+from agent.protocol.prompting import planner_system
+from agent.protocol.schema import tool_schemas
+from agent.trace.records import RunEnd, RunHeader
+from agent.trace.writer import TraceWriter
+from tools.ehr import EhrSession
+from tools.fhir.backend import FhirBackend
+
+Strategy = Literal["react", "navigator"]
+
+
+@dataclass
+class RunResult:
+    answer: str
+    status: str
+    cited_ids: list[str] = field(default_factory=list)
+    steps: int = 0
+    model_calls: int = 0
+    tool_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    seconds: float = 0.0
+    trace_path: str | None = None
+    run_id: str = ""
+    session_id: str | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for name in ("medagent", "langgraph", "langchain-core", "transformers", "llama-cpp-python"):
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def build_graph(strategy: Strategy, checkpointer=None):
+    if strategy == "navigator":
+        from agent.graph.navigator import build_navigator_graph
+
+        return build_navigator_graph(checkpointer)
+    from agent.graph.react import build_react_graph
+
+    return build_react_graph(checkpointer)
+
+
+def run_question(question: str, *, backend: FhirBackend, patient_id: str, model: BaseChatModel, model_label: str,
+                 strategy: Strategy = "react", trace_path: Path | None = None, redact: bool = False,
+                 now: str | None = None, max_steps: int = 8, max_tokens: int = 60_000, constrained: bool = True,
+                 thinking: bool = False, narrow: bool = False, session_id: str | None = None,
+                 checkpointer=None, exporters: list | None = None) -> RunResult:
+    """Answer ``question`` about ``patient_id``. Raises LookupError if the patient does not exist;
+    everything else (model or tool failure, budgets) ends in a RunResult with a status."""
+    session = EhrSession(backend, patient_id=patient_id)
+    tools = {fn.__name__: fn for fn in session.tools()}
+    schemas = tool_schemas(session.tools())
+    narrowing = narrow_for(session) if narrow else None
+    run_id = uuid.uuid4().hex[:12]
+    config: dict[str, Any] = {"max_steps": max_steps, "max_tokens": max_tokens, "constrained": constrained,
+                              "thinking": thinking, "narrow": narrow, "strategy": strategy}
+    graph = build_graph(strategy, checkpointer)
+    thread = {"configurable": {"thread_id": session_id}} if (checkpointer is not None and session_id) else None
+    conversation: list[tuple[str, str]] = []
+    if thread:
+        previous = graph.get_state(thread).values
+        if previous.get("question") and previous.get("answer"):
+            conversation = [*previous.get("conversation", []), (previous["question"], previous["answer"])]
+    start = time.perf_counter()
+    with TraceWriter(trace_path, run_id=run_id, redact=redact, exporters=exporters) as trace:
+        trace.emit(RunHeader(run_id=run_id, question=question, patient_id=patient_id, strategy=strategy,
+                             model=model_label, config=config, now=now, seed=0, versions=_versions(),
+                             prompts={"planner": planner_system(schemas, thinking=thinking).sha256}, redacted=redact))
+        ctx = AgentContext(model=model, session=session, schemas=schemas, tools=tools, trace=trace,
+                           max_steps=max_steps, max_tokens=max_tokens, constrained=constrained, thinking=thinking,
+                           narrow=narrowing, now=now)
+        state_in = {"question": question, "patient_id": patient_id, "conversation": conversation, "history": [],
+                    "pending": [], "step": 0, "repeats": 0, "tool_failures": 0, "input_tokens": 0,
+                    "output_tokens": 0, "model_calls": 0, "tool_calls": 0, "status": None, "answer": None,
+                    "cited_ids": [], "error": None}
+        try:
+            final = graph.invoke(state_in, config=thread, context=ctx, recursion_limit=4 * max_steps + 10)
+        except Exception as exc:  # a bug, not a model or tool failure: still end the trace cleanly
+            final = {**state_in, "status": "error", "error": f"{type(exc).__name__}: {exc}",
+                     "answer": f"No answer (internal error: {type(exc).__name__})."}
+        result = RunResult(
+            answer=final.get("answer") or "", status=final.get("status") or "error",
+            cited_ids=list(final.get("cited_ids") or []), steps=final.get("step", 0),
+            model_calls=final.get("model_calls", 0), tool_calls=final.get("tool_calls", 0),
+            input_tokens=final.get("input_tokens", 0), output_tokens=final.get("output_tokens", 0),
+            seconds=round(time.perf_counter() - start, 3), trace_path=str(trace_path) if trace_path else None,
+            run_id=run_id, session_id=session_id, error=final.get("error"))
+        trace.emit(RunEnd(run_id=run_id, status=result.status, answer=result.answer, cited_ids=result.cited_ids,
+                          steps=result.steps, model_calls=result.model_calls, tool_calls=result.tool_calls,
+                          input_tokens=result.input_tokens, output_tokens=result.output_tokens,
+                          seconds=result.seconds, error=result.error))
+    return result
+
+
+def narrow_for(session: EhrSession) -> dict[str, list[str]]:
+    """Restrict search_records' resource_type to the types this patient's record holds."""
+    present = [t for t, summary in session.manifest().types.items() if summary.count]
+    return {"search_records.resource_type": present} if present else {}
