@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import demo, ehr, fhir, llm
+from . import ask, demo, ehr, fhir, llm, trace_cmd
 
 app = typer.Typer(
     name="medagent",
@@ -16,6 +16,8 @@ app = typer.Typer(
 app.add_typer(fhir.app, name="fhir")
 app.add_typer(ehr.app, name="ehr")
 app.add_typer(llm.app, name="llm")
+app.add_typer(trace_cmd.app, name="trace")
+app.command("ask")(ask.ask)
 app.command("demo")(demo.demo)
 
 
