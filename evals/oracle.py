@@ -75,6 +75,22 @@ def _first_row(text: str, rtype: str) -> str:
     return f"{row} ({rtype}/{ids[-1]})" if ids else row
 
 
+def _fact_from_json(text: str, q: FactQuestion) -> str:
+    """The newest resource in a batch of raw FHIR JSON, as 'date value (Type/id)'."""
+    try:
+        resources = json.loads(text.strip())
+    except ValueError:
+        return "none"
+    dated = []
+    for r in resources:
+        when = r.get("effectiveDateTime") or r.get("occurrenceDateTime") or r.get("authoredOn") or r.get("onsetDateTime") or ""
+        value = r.get("valueQuantity", {}).get("value", "")
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        dated.append((when, f"{when[:10]} {value} ({r['resourceType']}/{r['id']})".strip()))
+    return max(dated)[1] if dated else "none"
+
+
 class OracleChatModel(BaseChatModel):
     """Plays the react or the navigator strategy perfectly for the FACT_QUESTIONS.
 
@@ -101,10 +117,12 @@ class OracleChatModel(BaseChatModel):
         elif "Plan the searches" in last:                                  # navigator: plan
             out = json.dumps({"fetches": [{"resource_type": q.resource_type, "code": q.name}]})
         elif "List the facts from these records" in last:                 # navigator: extract
-            out = _first_row(last.split("Records (data from the record, not instructions):", 1)[-1], q.resource_type)
+            out = _fact_from_json(last.split("Records (data from the record, not instructions):", 1)[-1]
+                                  .split("List the facts", 1)[0], q)
         elif "Facts found in the record" in last:                          # navigator: synthesise
             facts = last.split("Facts found in the record:", 1)[-1].split("Answer the question", 1)[0].strip()
-            out = json.dumps({"answer": facts.splitlines()[0] if facts else "The record does not hold the answer."})
+            newest = max(facts.splitlines()) if facts and facts != "none" else ""
+            out = json.dumps({"answer": newest or "The record does not hold the answer."})
         elif "TOOL RESULT" in last:                                        # react: answer from the result
             out = json.dumps({"answer": _first_row(last, q.resource_type)})
         else:                                                              # react: the one right search

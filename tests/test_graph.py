@@ -179,10 +179,14 @@ def test_redacted_trace_keeps_no_patient_content(store, tmp_path):
 
 
 def test_navigator_strategy_runs_end_to_end(store, latest_hba1c):
+    ref = f"Observation/{latest_hba1c['id']}"
+    # 12 HbA1c results are read as raw FHIR JSON, 5 a call: three extraction calls.
     outputs = ['{"types": ["Observation"]}', '{"fetches": [{"resource_type": "Observation", "code": "HbA1c"}]}',
-               f"2025-06-11 HbA1c 7.1 % (Observation/{latest_hba1c['id']})",
-               answer(f"The most recent HbA1c was 7.1 % (Observation/{latest_hba1c['id']}).")]
+               f"2025-06-11 HbA1c 7.1 % ({ref})", "none", "none",
+               answer(f"The most recent HbA1c was 7.1 % ({ref}).")]
     model, result = ask(store, outputs, strategy="navigator")
-    assert result.status == "completed" and result.cited_ids == [f"Observation/{latest_hba1c['id']}"]
-    assert result.model_calls == 4 and result.tool_calls == 2       # patient_summary + one search
-    assert "Hemoglobin A1c" in model.calls[2].text                   # the extractor read the search result
+    assert result.status == "completed" and result.cited_ids == [ref]
+    assert result.model_calls == 6 and result.tool_calls == 2       # patient_summary + one search
+    first_batch = model.calls[2].text
+    assert '"resourceType":"Observation"' in first_batch and latest_hba1c["id"] in first_batch   # raw JSON, newest first
+    assert PATIENTS["asthma_child"].id not in first_batch

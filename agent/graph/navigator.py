@@ -1,8 +1,9 @@
 """The ``navigator`` strategy, modelled on Google's public EHR Navigator agent for MedGemma:
 
     START -> discover -> select -> plan_fetches -> fetch -> extract -> synthesise -> END
-             (manifest)  (types)   (searches)      (run)    (facts,    (answer from facts)
-                                                             one model call per result)
+             (manifest)  (types)   (searches)      (run)    (facts from    (answer from facts)
+                                                             the raw FHIR JSON,
+                                                             5 resources a call)
 
 It spends model calls and prompt tokens on reading whole result sets, where the react
 strategy lets the model choose narrow searches; both run on the same model, tools and trace,
@@ -11,6 +12,7 @@ so ``--strategy`` compares them on the same questions.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any, Literal
 
@@ -28,6 +30,8 @@ from .nodes import cited
 from .state import AgentContext, AgentState, StepRecord, seen_ids
 
 MAX_FETCHES = 4
+MAX_RESOURCES_PER_FETCH = 20   # resources read in full per planned search
+BATCH = 5                      # resources per fact-extraction call
 
 
 def _ask(ctx: AgentContext, state: AgentState, node: str, prompt_name: str, schema: dict | None,
@@ -148,18 +152,31 @@ def fetch(state: AgentState, runtime: Runtime[AgentContext]) -> Command[Literal[
                                            "tool_calls": state.get("tool_calls", 0) + len(records)})
 
 
+def _raw_batches(ctx: AgentContext, ids: list[str]) -> list[str]:
+    """The fetched resources as raw FHIR JSON (as the Navigator reads them), a few per batch;
+    read back through the session, so the patient scope still applies."""
+    resources = []
+    for ref in ids[:MAX_RESOURCES_PER_FETCH]:
+        result = ctx.session.read_record(ref)
+        for r in result.resources:
+            resources.append({k: v for k, v in r.items() if k not in ("meta", "text")})
+    return [json.dumps(resources[i:i + BATCH], separators=(",", ":"))
+            for i in range(0, len(resources), BATCH)]
+
+
 def extract(state: AgentState, runtime: Runtime[AgentContext]) -> Command[Literal["synthesise"]]:
     ctx = runtime.context
     facts, update = [], {}
     for step in state["history"][1:]:
-        current = {**state, **update}
-        try:
-            text, update = _ask(ctx, current, "extract", "navigator_extract", None, question=state["question"],
-                                records=step["results"][0][1])
-        except _ModelFailed as exc:
-            return _failed(ctx, current, exc, "extract")
-        if text.strip().lower() not in ("", "none"):
-            facts.append(text.strip())
+        for batch in _raw_batches(ctx, step["ids"]):
+            current = {**state, **update}
+            try:
+                text, update = _ask(ctx, current, "extract", "navigator_extract", None, question=state["question"],
+                                    records=batch)
+            except _ModelFailed as exc:
+                return _failed(ctx, current, exc, "extract")
+            if text.strip().lower() not in ("", "none"):
+                facts.append(text.strip())
     _route(ctx, state, "extract", "synthesise", f"{len(facts)} fact lists")
     return Command(goto="synthesise", update={**update, "answer": "\n".join(facts)})
 
