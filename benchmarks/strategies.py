@@ -5,7 +5,8 @@
 For each strategy and planner (the oracle, which plays each strategy perfectly, and a real
 model), prints per question: model calls, prompt tokens, the strategy's own time (the run's
 time minus the model's), and answer accuracy (the expected value, read from the record,
-appears in the answer). Target (issue 4): react needs at most a quarter of navigator's prompt
+appears in the answer). "uncached" counts only the prompt tokens a serving engine's prefix
+cache would compute (the oracle simulates one; real models report it when they can). Target (issue 4): react needs at most a quarter of navigator's prompt
 tokens at equal or better accuracy, and adds under 50 ms of its own time per question.
 """
 
@@ -32,15 +33,19 @@ def run(store, model, label: str, strategy: str) -> dict:
     rows = []
     for q in FACT_QUESTIONS:
         records: list = []
+        uncached_before = getattr(model, "uncached_tokens", None)
         result = run_question(q.question, backend=store, patient_id=patient_id(q), model=model, model_label=label,
                               strategy=strategy, exporters=[records.append])
         model_s = sum(r.latency_s for r in records if isinstance(r, ModelCallRecord))
         expected = q.expected(store, patient_id(q))
-        rows.append({"calls": result.model_calls, "prompt": result.input_tokens, "own_ms": (result.seconds - model_s) * 1000,
+        uncached = model.uncached_tokens - uncached_before if uncached_before is not None else None
+        rows.append({"calls": result.model_calls, "prompt": result.input_tokens, "uncached": uncached,
+                     "own_ms": (result.seconds - model_s) * 1000,
                      "correct": expected in result.answer, "status": result.status})
     return {
         "model calls/q": statistics.mean(r["calls"] for r in rows),
         "prompt tokens/q": statistics.mean(r["prompt"] for r in rows),
+        "uncached/q": statistics.mean(r["uncached"] for r in rows) if rows[0]["uncached"] is not None else float("nan"),
         "own ms/q (p50)": statistics.median(r["own_ms"] for r in rows),
         "accuracy": sum(r["correct"] for r in rows) / len(rows),
         "completed": sum(r["status"] == "completed" for r in rows),
@@ -58,14 +63,18 @@ def main() -> None:
     if args.llm != "none":
         planners.append((args.llm, make_chat_model(args.llm)))
     print(f"{len(FACT_QUESTIONS)} single-fact questions over the fixture patients")
-    print(f"{'planner':10s} {'strategy':10s} {'model calls/q':>14s} {'prompt tok/q':>13s} {'own ms/q p50':>13s} {'accuracy':>9s} {'completed':>10s}")
+    print(f"{'planner':10s} {'strategy':10s} {'model calls/q':>14s} {'prompt tok/q':>13s} {'uncached tok/q':>15s} "
+          f"{'own ms/q p50':>13s} {'accuracy':>9s} {'completed':>10s}")
     for label, model in planners:
         figures = {s: run(store, model, label, s) for s in ("react", "navigator")}
         for strategy, f in figures.items():
-            print(f"{label:10s} {strategy:10s} {f['model calls/q']:14.1f} {f['prompt tokens/q']:13,.0f} "
+            print(f"{label:10s} {strategy:10s} {f['model calls/q']:14.1f} {f['prompt tokens/q']:13,.0f} {f['uncached/q']:15,.0f} "
                   f"{f['own ms/q (p50)']:13.1f} {f['accuracy']:9.0%} {f['completed']:>10d}")
         ratio = figures["react"]["prompt tokens/q"] / figures["navigator"]["prompt tokens/q"]
-        print(f"{label:10s} react/navigator prompt tokens: {ratio:.2f}")
+        print(f"{label:10s} react/navigator prompt tokens: {ratio:.2f}", end="")
+        if figures["react"]["uncached/q"] == figures["react"]["uncached/q"]:  # not NaN
+            print(f"; uncached: {figures['react']['uncached/q'] / figures['navigator']['uncached/q']:.2f}", end="")
+        print()
 
 
 if __name__ == "__main__":

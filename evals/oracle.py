@@ -9,6 +9,7 @@ plays it. Expected answers are computed from the store, never typed in.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -97,6 +98,10 @@ class OracleChatModel(BaseChatModel):
     Input tokens are counted as characters / 4 (the same rule for both strategies)."""
 
     questions: list[FactQuestion] = Field(default_factory=lambda: list(FACT_QUESTIONS))
+    # A serving engine's prefix cache (vLLM, llama.cpp) only computes what differs from the
+    # previous prompt's start: counted here as uncached input tokens (characters / 4).
+    uncached_tokens: int = 0
+    last_prompt: str = ""
 
     @property
     def _llm_type(self) -> str:
@@ -128,6 +133,9 @@ class OracleChatModel(BaseChatModel):
         else:                                                              # react: the one right search
             out = json.dumps({"tool": "search_records", "args": {"resource_type": q.resource_type, "code": q.name, "limit": 1}})
         tokens_in = len(text) // 4
+        shared = len(os.path.commonprefix([self.last_prompt, text]))
+        self.uncached_tokens += (len(text) - shared) // 4
+        self.last_prompt = text
         message = AIMessage(content=out, usage_metadata={"input_tokens": tokens_in, "output_tokens": len(out) // 4,
                                                          "total_tokens": tokens_in + len(out) // 4})
         return ChatResult(generations=[ChatGeneration(message=message)])
