@@ -84,3 +84,8 @@ def _ask_embedded(backend, settings) -> None:
     out.print(f"{result.steps} step(s), {result.model_calls} model call(s), {result.tool_calls} tool call(s), "
               f"{result.input_tokens:,} -> {result.output_tokens:,} tokens, {result.seconds:.1f} s; "
               f"trace: {trace} (medagent trace show {trace})", markup=False, highlight=False)
+    if spec.kind == "embedded":
+        out.print("The embedded model (Gemma 3 270M, a small base model) runs the whole pipeline offline; its "
+                  "choices are often wrong. For real answers point --llm at MedGemma (a vLLM endpoint or local "
+                  "weights), e.g. --llm openai:google/medgemma-27b-text-it@http://gpu-host:8000/v1.",
+                  markup=False, highlight=False)
