@@ -16,7 +16,7 @@ with ``AutoProcessor`` + ``AutoModelForImageTextToText``; image content blocks (
 go through the processor.
 
 ``invoke(..., json_schema={...})`` constrains decoding with llguidance, the mechanism (and the very
-schema-to-grammar conversion, ``embedded.schema_grammar``) of the embedded backend: a logits
+schema-to-grammar conversion, ``json_grammar.schema_grammar``) of the embedded backend: a logits
 processor masks every token the schema does not allow, so the output parses and validates when it
 ends on its own. Without llguidance installed ``supports_json_schema`` is False and the keyword is
 ignored (the parser plus a repair turn take over).
@@ -182,7 +182,7 @@ def _schema_mask(loaded: _Loaded, schema: dict[str, Any], stop_ids: list[int], p
     import torch
     import transformers
 
-    from .embedded import schema_grammar   # the embedded backend's schema -> grammar, for the same outputs
+    from .json_grammar import schema_grammar   # the same schema -> grammar as the embedded backend
 
     matcher = llguidance.LLMatcher(_lltokenizer(loaded, stop_ids), schema_grammar(schema), log_level=0)
     if matcher.is_error():
