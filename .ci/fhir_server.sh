@@ -14,6 +14,8 @@
 # venv), MEDAGENT_SEKMET_START_TIMEOUT (seconds, default 30), MEDAGENT_SEKMET_UNPINNED=1 to install
 # sekmet's dependencies without the tested pins below.
 set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SEKMET_VERSION=0.1.1
 # sha256 of sekmet_fhir-0.1.1-py3-none-any.whl on PyPI (a new, single-author package: verify it).
@@ -197,30 +199,7 @@ start() {
     echo "$URL"
 }
 
-stop() {
-    if [[ ! -f "$PIDFILE" ]]; then
-        say "not running (no $PIDFILE)"; return 0
-    fi
-    local pid
-    pid="$(cat "$PIDFILE")"
-    if alive "$pid"; then
-        kill -TERM "$pid" 2>/dev/null || true
-        local i
-        for i in $(seq 1 75); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.2
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-            say "pid $pid did not stop on TERM within 15 s; killing it"
-            kill -KILL "$pid" 2>/dev/null || true
-            sleep 0.5
-        fi
-        say "stopped (pid $pid)"
-    else
-        say "pid $pid is not a running sekmet process; removing the stale pid file"
-    fi
-    rm -f "$PIDFILE" "$URLFILE"
-}
+stop() { stop_by_pidfile "sekmet process"; }
 
 case "${1:-}" in
     start) start ;;

