@@ -146,31 +146,12 @@ alive() {  # is pid $1 a running sekmet process?
     [[ -n "$1" ]] && kill -0 "$1" 2>/dev/null && ps -o args= -p "$1" 2>/dev/null | grep -q sekmet
 }
 
-answers() {  # does $1/metadata answer 200?
-    "$VENV/bin/python" - "$1" <<'EOF' 2>/dev/null
-import sys, urllib.request
-try:
-    with urllib.request.urlopen(sys.argv[1] + "/metadata", timeout=2) as r:
-        sys.exit(0 if r.status == 200 else 1)
-except Exception:
-    sys.exit(1)
-EOF
-}
-
-port_busy() { (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null; }
+answers() { url_ok "$1/metadata"; }  # does the server at $1 answer?
 
 start() {
     mkdir -p "$WORK"
-    local pid=""
-    [[ -f "$PIDFILE" ]] && pid="$(cat "$PIDFILE")"
-    if alive "$pid"; then
-        local running
-        running="$(cat "$URLFILE" 2>/dev/null || echo "$URL")"
-        if answers "$running"; then
-            say "already running (pid $pid)"; echo "$running"; return 0
-        fi
-        die "pid $pid is running but $running/metadata does not answer; run '$0 stop' first"
-    fi
+    reuse_running "/metadata" && return 0
+    local pid
     rm -f "$PIDFILE" "$URLFILE"
     install
     port_busy && die "port $PORT on $HOST is already in use (set MEDAGENT_SEKMET_PORT to a free port)"

@@ -1,5 +1,5 @@
 # Shared by the .ci/*_server.sh scripts (sourced). Needs PIDFILE, URLFILE and the caller's
-# `say` and `alive PID` (is PID still our server?) functions.
+# `say`, `die` and `alive PID` (is PID still our server?) functions, and HOST, PORT, URL.
 
 # stop_by_pidfile WHAT: TERM the server whose pid is in $PIDFILE, wait up to 15 s, then KILL.
 stop_by_pidfile() {
@@ -26,4 +26,31 @@ stop_by_pidfile() {
         say "pid $pid is not a running $what; removing the stale pid file"
     fi
     rm -f "$PIDFILE" "$URLFILE"
+}
+
+# url_ok URL: does URL answer HTTP 200 within 2 s?
+url_ok() {
+    python3 - "$1" <<'PY' 2>/dev/null
+import sys, urllib.request
+try:
+    with urllib.request.urlopen(sys.argv[1], timeout=2) as r:
+        sys.exit(0 if r.status == 200 else 1)
+except Exception:
+    sys.exit(1)
+PY
+}
+
+port_busy() { (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null; }
+
+# reuse_running PROBE: when the server in $PIDFILE still runs and answers its URL + PROBE, print
+# the URL and succeed; when it runs but does not answer, stop with an error; else fail quietly.
+reuse_running() {
+    local probe="$1" pid="" running
+    [[ -f "$PIDFILE" ]] && pid="$(cat "$PIDFILE")"
+    alive "$pid" || return 1
+    running="$(cat "$URLFILE" 2>/dev/null || echo "$URL")"
+    if url_ok "$running$probe"; then
+        say "already running (pid $pid)"; echo "$running"; return 0
+    fi
+    die "pid $pid is running but $running$probe does not answer; run '$0 stop' first"
 }

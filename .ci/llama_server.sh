@@ -113,31 +113,12 @@ alive() {  # is pid $1 a running llama_cpp.server process?
     [[ -n "$1" ]] && kill -0 "$1" 2>/dev/null && ps -o args= -p "$1" 2>/dev/null | grep -q llama_cpp.server
 }
 
-answers() {  # does $1/models answer 200?
-    python3 - "$1" <<'EOF' 2>/dev/null
-import sys, urllib.request
-try:
-    with urllib.request.urlopen(sys.argv[1] + "/models", timeout=2) as r:
-        sys.exit(0 if r.status == 200 else 1)
-except Exception:
-    sys.exit(1)
-EOF
-}
-
-port_busy() { (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null; }
+answers() { url_ok "$1/models"; }  # does the server at $1 answer?
 
 start() {
     mkdir -p "$WORK"
-    local pid=""
-    [[ -f "$PIDFILE" ]] && pid="$(cat "$PIDFILE")"
-    if alive "$pid"; then
-        local running
-        running="$(cat "$URLFILE" 2>/dev/null || echo "$URL")"
-        if answers "$running"; then
-            say "already running (pid $pid)"; echo "$running"; return 0
-        fi
-        die "pid $pid is running but $running/models does not answer; run '$0 stop' first"
-    fi
+    reuse_running "/models" && return 0
+    local pid
     rm -f "$PIDFILE" "$URLFILE"
     choose_python
     port_busy && die "port $PORT on $HOST is already in use (set MEDAGENT_LLAMA_PORT to a free port)"
