@@ -113,10 +113,8 @@ def run_question(question: str, *, backend: FhirBackend, patient_id: str, model:
             input_tokens=final.get("input_tokens", 0), output_tokens=final.get("output_tokens", 0),
             seconds=round(time.perf_counter() - start, 3), trace_path=str(trace_path) if trace_path else None,
             run_id=run_id, session_id=session_id, error=final.get("error"))
-        trace.emit(RunEnd(run_id=run_id, status=result.status, answer=result.answer, cited_ids=result.cited_ids,
-                          steps=result.steps, model_calls=result.model_calls, tool_calls=result.tool_calls,
-                          input_tokens=result.input_tokens, output_tokens=result.output_tokens,
-                          seconds=result.seconds, error=result.error))
+        # The end record is the result's own fields (RunEnd is the subset that belongs in a trace).
+        trace.emit(RunEnd(**{k: v for k, v in asdict(result).items() if k in RunEnd.model_fields}))
     return result
 
 
