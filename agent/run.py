@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
 
-from agent.graph.state import AgentContext
+from agent.graph.state import AgentContext, present_types
 from agent.protocol.prompting import planner_system
 from agent.protocol.schema import tool_schemas
 from agent.trace.records import RunEnd, RunHeader
@@ -120,5 +120,5 @@ def run_question(question: str, *, backend: FhirBackend, patient_id: str, model:
 
 def narrow_for(session: EhrSession) -> dict[str, list[str]]:
     """Restrict search_records' resource_type to the types this patient's record holds."""
-    present = [t for t, summary in session.manifest().types.items() if summary.count]
+    present = present_types(session)
     return {"search_records.resource_type": present} if present else {}

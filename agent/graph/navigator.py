@@ -27,7 +27,7 @@ from agent.protocol.prompting import render
 from agent.trace.records import ModelCallRecord, RouteRecord, ToolCallRecord
 
 from .nodes import cited
-from .state import AgentContext, AgentState, StepRecord, seen_ids
+from .state import AgentContext, AgentState, StepRecord, present_types, seen_ids
 
 MAX_FETCHES = 4
 MAX_RESOURCES_PER_FETCH = 20   # resources read in full per planned search
@@ -102,13 +102,9 @@ def _manifest_text(state: AgentState) -> str:
     return state["history"][0]["results"][0][1]
 
 
-def _present_types(ctx: AgentContext) -> list[str]:
-    return [t for t, s in ctx.session.manifest().types.items() if s.count]
-
-
 def select(state: AgentState, runtime: Runtime[AgentContext]) -> Command[Literal["plan_fetches", "synthesise"]]:
     ctx = runtime.context
-    present = _present_types(ctx)
+    present = present_types(ctx.session)
     schema = {"type": "object", "additionalProperties": False, "required": ["types"], "properties": {
         "types": {"type": "array", "maxItems": MAX_FETCHES, "items": {"enum": present or ["Observation"]}}}}
     try:

@@ -67,3 +67,8 @@ def seen_ids(state: AgentState) -> list[str]:
         for rid in step["ids"]:
             seen[rid] = None
     return list(seen)
+
+
+def present_types(session: EhrSession) -> list[str]:
+    """The record types the bound patient's record holds (from its manifest)."""
+    return [t for t, summary in session.manifest().types.items() if summary.count]
