@@ -169,7 +169,7 @@ def main() -> None:
     if args.gbnf:
         from llama_cpp import LlamaGrammar
 
-        from agent.models.embedded import close_objects
+        from agent.models.json_grammar import close_objects
         from agent.models.gemma_format import to_gemma_prompt
 
         grammar = LlamaGrammar.from_json_schema(json.dumps(close_objects(TOOL_SCHEMA)), verbose=False)

@@ -15,8 +15,8 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from agent.models import make_chat_model
-from agent.models.embedded import (MODEL_NAME, EmbeddedChatModel, _drop_keys, bound_pattern, close_objects,
-                                   generation_schema, schema_grammar)
+from agent.models.embedded import MODEL_NAME, EmbeddedChatModel
+from agent.models.json_grammar import _drop_keys, bound_pattern, close_objects, generation_schema, schema_grammar
 
 TOOL_SCHEMA = {
     "type": "object",

@@ -11,7 +11,7 @@ import pytest
 from agent.models.scripted import ScriptedChatModel
 from agent.replay import replay_trace
 from agent.run import run_question
-from agent.trace.records import ModelCallRecord, RunEnd, RunHeader, ToolCallRecord
+from agent.trace.records import RunEnd, RunHeader, ToolCallRecord
 from agent.trace.writer import load_trace
 from fhir_fixtures import PATIENTS, bundle_paths
 from tools.fhir.store import EmbeddedStore

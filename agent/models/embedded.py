@@ -33,9 +33,6 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict, Field
 
 from .gemma_format import END_OF_TURN, to_gemma_prompt
-# Re-exported: the tests and the hf backend use these names from here.
-from .json_grammar import bound_pattern, close_objects, generation_schema, schema_grammar  # noqa: F401
-from .json_grammar import _drop_keys  # noqa: F401
 from .llama_runtime import (DEFAULT_N_CTX, MODEL_NAME, EmbeddedModelError, GenerationResult, Runtime,  # noqa: F401
                             load_runtime, packaged_gguf, unload_all)
 
@@ -127,4 +124,4 @@ class EmbeddedChatModel(BaseChatModel):
 
 
 __all__ = ["EmbeddedChatModel", "EmbeddedModelError", "MODEL_NAME", "Runtime", "GenerationResult",
-           "bound_pattern", "close_objects", "generation_schema", "load_runtime", "packaged_gguf", "schema_grammar", "unload_all"]
+           "load_runtime", "packaged_gguf", "unload_all"]
