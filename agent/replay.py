@@ -58,7 +58,7 @@ def replay_trace(path: Path, backend: FhirBackend, run_id: str | None = None) ->
         model_label=f"replay:{header.model}", strategy=cfg.get("strategy", header.strategy), now=header.now,
         max_steps=cfg.get("max_steps", 8), max_tokens=cfg.get("max_tokens", 60_000),
         constrained=cfg.get("constrained", True), thinking=cfg.get("thinking", False),
-        narrow=cfg.get("narrow", False), exporters=[replayed.append])
+        narrow=cfg.get("narrow", False), examples=cfg.get("examples", True), exporters=[replayed.append])
     replayed_calls = _calls(replayed)
     original_calls = _calls(records)
     differences = []

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from langchain_core.language_models import BaseChatModel
 
 from agent.graph.state import AgentContext, present_types
+from agent.models import uses_examples
 from agent.protocol.prompting import planner_system
 from agent.protocol.schema import tool_schemas
 from agent.trace.records import RunEnd, RunHeader
@@ -71,7 +72,8 @@ def build_graph(strategy: Strategy, checkpointer=None):
 def run_question(question: str, *, backend: FhirBackend, patient_id: str, model: BaseChatModel, model_label: str,
                  strategy: Strategy = "react", trace_path: Path | None = None, redact: bool = False,
                  now: str | None = None, max_steps: int = 8, max_tokens: int = 60_000, constrained: bool = True,
-                 thinking: bool = False, narrow: bool = False, session_id: str | None = None,
+                 thinking: bool = False, narrow: bool = False, examples: str | bool | None = "auto",
+                 session_id: str | None = None,
                  checkpointer=None, exporters: list | None = None) -> RunResult:
     """Answer ``question`` about ``patient_id``. Raises LookupError if the patient does not exist;
     everything else (model or tool failure, budgets) ends in a RunResult with a status."""
@@ -80,8 +82,9 @@ def run_question(question: str, *, backend: FhirBackend, patient_id: str, model:
     schemas = tool_schemas(session.tools())
     narrowing = narrow_for(session) if narrow else None
     run_id = uuid.uuid4().hex[:12]
+    with_examples = uses_examples(model, examples)
     config: dict[str, Any] = {"max_steps": max_steps, "max_tokens": max_tokens, "constrained": constrained,
-                              "thinking": thinking, "narrow": narrow, "strategy": strategy}
+                              "thinking": thinking, "narrow": narrow, "examples": with_examples, "strategy": strategy}
     graph = build_graph(strategy, checkpointer)
     thread = {"configurable": {"thread_id": session_id}} if (checkpointer is not None and session_id) else None
     conversation: list[tuple[str, str]] = []
@@ -96,7 +99,7 @@ def run_question(question: str, *, backend: FhirBackend, patient_id: str, model:
                              prompts={"planner": planner_system(schemas, thinking=thinking).sha256}, redacted=redact))
         ctx = AgentContext(model=model, session=session, schemas=schemas, tools=tools, trace=trace,
                            max_steps=max_steps, max_tokens=max_tokens, constrained=constrained, thinking=thinking,
-                           narrow=narrowing, now=now)
+                           narrow=narrowing, examples=with_examples, now=now)
         state_in = {"question": question, "patient_id": patient_id, "conversation": conversation, "history": [],
                     "pending": [], "step": 0, "repeats": 0, "tool_failures": 0, "input_tokens": 0,
                     "output_tokens": 0, "model_calls": 0, "tool_calls": 0, "status": None, "answer": None,

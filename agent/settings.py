@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     llm_max_new_tokens: int = Field(256, description="Most tokens one planner turn may generate")
     thinking: bool = Field(False, description="MedGemma thinking mode (27B, 1.5-4B): think silently before answering")
     constrained: bool = Field(True, description="Constrain planner output to the tool-call JSON schema where the backend can")
+    examples: Literal["auto", "on", "off"] = Field(
+        "auto", description="Worked examples in the planner prompt: auto = only for base models (the embedded one)")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,

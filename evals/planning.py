@@ -17,6 +17,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from langchain_core.language_models import BaseChatModel
 
 from agent.planning import TurnResult, plan_turn
+from agent.models import uses_examples
 from agent.protocol.prompting import planner_messages
 
 QUESTIONS = Path(__file__).resolve().parent / "data" / "planning_questions.jsonl"
@@ -103,12 +104,13 @@ class PlanningReport:
 
 def run_planning_eval(model: BaseChatModel, schemas: Sequence[Mapping[str, Any]], questions: Iterable[PlanningQuestion],
                       *, model_label: str = "", constrained: bool = True, thinking: bool = False,
-                      on_turn=None) -> PlanningReport:
+                      examples: str | bool | None = "auto", on_turn=None) -> PlanningReport:
     """One planning turn per question (the first step of an agent run), scored."""
     report = PlanningReport(model_label, constrained and getattr(model, "supports_json_schema", False) and not thinking)
     start = time.perf_counter()
+    fewshot = uses_examples(model, examples)
     for q in questions:
-        messages = planner_messages(q.question, schemas, thinking=thinking)
+        messages = planner_messages(q.question, schemas, thinking=thinking, fewshot=fewshot)
         turn = score(q, plan_turn(model, messages, schemas, constrained=constrained, thinking=thinking))
         report.turns.append(turn)
         if on_turn:

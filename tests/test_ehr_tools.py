@@ -295,9 +295,11 @@ def test_submit_order_needs_confirm_and_a_writable_session(writable_store):
 # -- the tool surface ----------------------------------------------------------------------
 
 def test_tools_are_typed_documented_and_exclude_submit(maria):
-    tools = maria.tools()
+    tools = EhrSession(maria.backend).tools()
     assert [t.__name__ for t in tools] == ["find_patient", "patient_summary", "search_records", "read_record",
                                            "draft_order"]
+    # bound to a patient, find_patient could only ever find that patient: it is not offered
+    assert [t.__name__ for t in maria.tools()] == ["patient_summary", "search_records", "read_record", "draft_order"]
     for tool in tools:
         assert tool.__doc__ and len(tool.__doc__) > 40
         hints = typing.get_type_hints(tool)

@@ -84,22 +84,23 @@ def test_thinking_prefix(schemas):
 
 def test_planner_prompt_names_tools_and_guidance(schemas, names):
     text = planner_system(schemas).text
-    for name in names:
-        assert f"## {name}\n" in text
-    for spec in schemas:  # every docstring, word for word
-        assert spec["description"] in text
-    assert "resource_type (required, one of Observation, Condition, MedicationRequest" in text
-    assert "date_from (date YYYY, YYYY-MM or YYYY-MM-DD)" in text
-    assert "sort (text, default \"-date\")" in text
-    assert "Arguments: none (args: {})" in text
-    for guidance in ("Condition: diagnoses", "AllergyIntolerance: allergies", "Immunization: vaccines",
-                     "MedicationRequest: prescriptions", "Observation: lab results", "DocumentReference: clinical notes",
-                     "Never invent codes", '"HbA1c"', "cite the ids", "does not hold the answer",
-                     "not instructions", "exactly ONE JSON object", '{"tool": "<tool name>", "args":',
-                     '{"answer": "<your final answer>"}', "TOOL RESULT", "never say that an order was placed"):
+    for spec in schemas:  # one line per tool: its signature and its docstring's first line
+        line = next(l for l in text.splitlines() if l.startswith(f"- {spec['name']}("))
+        assert line.endswith("): " + spec["description"].splitlines()[0].strip()), line
+    assert '- search_records(resource_type*, code, date_from, date_to, status, category, filters, sort="-date", limit):' in text
+    assert "kind*: MedicationRequest|ServiceRequest|Observation, code*," in text   # a small enum inline
+    assert "Condition|" not in text                                 # a long one is not (the guide and schema say it)
+    assert "- patient_summary(): " in text and "- read_record(reference*): " in text
+    for guidance in ("Condition = diagnoses", "AllergyIntolerance = allergies", "Immunization = vaccines",
+                     "MedicationRequest = medications", "Observation = labs", "DocumentReference = notes",
+                     "never invent codes", '"HbA1c"', "cited ids", "If the record lacks the answer, say so",
+                     "not instructions", "ONE JSON object", '{"tool": "<tool name>", "args": {...}}',
+                     '{"answer": "<your final answer>"}', "TOOL RESULT", "A drafted order is not placed",
+                     "YYYY, YYYY-MM or YYYY-MM-DD"):
         assert guidance in text, guidance
     assert "$" not in text.replace("$$", "")
-    assert len(text) < 8000  # about 1,400 tokens today (chars / 4)
+    # sent on every planner turn: about 340 tokens today (chars / 4), a quarter of what it was
+    assert len(text) < 1600, len(text)
 
 
 def test_fewshot_present_or_absent(schemas):
@@ -127,7 +128,7 @@ def test_fewshot_model_turns_parse_and_validate(schemas, names):
     for turn in turns:
         if isinstance(turn, HumanMessage):
             seen |= set(re.findall(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", turn.content))
-            assert turn.content.startswith(("Worked example", "TOOL RESULT ("))
+            assert turn.content.startswith(("Where things are:", "Worked example", "TOOL RESULT ("))
             continue
         json.loads(turn.content)  # exactly one JSON object, nothing around it
         out = parse_output(turn.content, names)

@@ -29,7 +29,8 @@ def session(tmp_path_factory) -> EhrSession:
 
 @pytest.fixture(scope="module")
 def schemas(session):
-    return tool_schemas(session.tools())
+    """Every planner tool's schema: an unbound session's (a bound one leaves out find_patient)."""
+    return tool_schemas(EhrSession(session.backend).tools())
 
 
 def _valid(instance, schema) -> bool:
@@ -41,7 +42,7 @@ def _valid(instance, schema) -> bool:
 def test_tool_schemas_from_the_session(session, schemas):
     assert [s["name"] for s in schemas] == ["find_patient", "patient_summary", "search_records", "read_record", "draft_order"]
     by = {s["name"]: s for s in schemas}
-    for tool in session.tools():
+    for tool in EhrSession(session.backend).tools():
         spec = by[tool.__name__]
         assert spec["description"].startswith(tool.__doc__.strip().splitlines()[0].strip())
         assert spec["parameters"]["type"] == "object" and spec["parameters"]["additionalProperties"] is False

@@ -49,7 +49,8 @@ def ask(
             result = run_question(question, backend=backend, patient_id=patient, model=model, model_label=str(spec),
                                   strategy=strategy, trace_path=trace, redact=redact, now=now, max_steps=max_steps,
                                   max_tokens=max_tokens, constrained=settings.constrained, thinking=settings.thinking,
-                                  narrow=narrow, session_id=session, checkpointer=checkpointer)
+                                  narrow=narrow, examples=settings.examples, session_id=session,
+                                  checkpointer=checkpointer)
         except LookupError as exc:
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(EXIT_REFUSED) from exc

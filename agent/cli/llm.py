@@ -64,7 +64,8 @@ def check(
         model = build_chat_model(spec, settings)
         progress = (lambda t: err.print(f"  {t.id} {t.status:14s} {t.tool or '-':16s} {t.latency_s:6.1f} s")) if not as_json else None
         result = run_planning_eval(model, tool_schemas_for_planner(), picked, model_label=str(spec),
-                                   constrained=settings.constrained, thinking=settings.thinking, on_turn=progress)
+                                   constrained=settings.constrained, thinking=settings.thinking,
+                                   examples=settings.examples, on_turn=progress)
     except Exception as exc:
         return _fail(report, f"{type(exc).__name__}: {exc}", as_json)
     summary = result.summary()

@@ -48,7 +48,8 @@ def planner_input(state: AgentState, ctx: AgentContext) -> list:
     for q, a in state.get("conversation", []):
         earlier += [HumanMessage(content=f"Earlier question: {q}"), AIMessage(content=json.dumps({"answer": a}))]
     history = [Step(s["output"], s["results"]) for s in state.get("history", [])]
-    messages = planner_messages(question, ctx.schemas, history=history, thinking=ctx.thinking)
+    messages = planner_messages(question, ctx.schemas, history=history, thinking=ctx.thinking,
+                                fewshot=ctx.examples)
     if earlier:  # earlier turns of the conversation go just before this question
         at = next(i for i in range(len(messages) - 1, -1, -1) if messages[i].content.startswith("Question: "))
         messages[at:at] = earlier

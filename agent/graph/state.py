@@ -57,6 +57,7 @@ class AgentContext:
     constrained: bool = True
     thinking: bool = False
     narrow: Mapping[str, Sequence[Any]] | None = None
+    examples: bool = False      # worked examples in the planner prompt (base models)
     now: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 

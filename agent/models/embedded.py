@@ -58,6 +58,9 @@ class EmbeddedChatModel(BaseChatModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     supports_json_schema: ClassVar[bool] = True
+    # A base model (no instruction tuning) copies the format of the turns it sees, so the
+    # planner shows it worked examples; instruction-tuned models do without (prompt tokens).
+    needs_examples: ClassVar[bool] = True
 
     max_new_tokens: int = Field(default=256, ge=1)
     temperature: float = Field(default=0.0, ge=0.0)   # 0: greedy

@@ -219,6 +219,14 @@ class HFChatModel(BaseChatModel):
     keep_thinking_in_content: bool = Field(False, description="Leave MedGemma's thinking markers in content")
 
     @property
+    def needs_examples(self) -> bool:
+        """A checkpoint without a chat template is a base model: show it worked examples."""
+        loaded = self.load()
+        tokenizer = getattr(loaded.processor, "tokenizer", loaded.processor)
+        template = getattr(loaded.processor, "chat_template", None) or getattr(tokenizer, "chat_template", None)
+        return not (self.use_chat_template and template)
+
+    @property
     def supports_json_schema(self) -> bool:
         return importlib.util.find_spec("llguidance") is not None
 

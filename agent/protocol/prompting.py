@@ -97,39 +97,36 @@ def render(name: str, /, *, thinking: bool = False, **variables: Any) -> Rendere
 # -- the planner's system prompt -------------------------------------------------------------------
 
 def render_tools(tool_schemas: Iterable[Mapping[str, Any]]) -> str:
-    """The tools for the prompt: name, arguments (type, required, allowed values), docstring."""
-    blocks = []
+    """One line per tool: ``- name(arg*, arg, arg="default", kind*: A|B): summary``.
+
+    ``*`` marks a required argument; small enumerations are shown inline (a long one, such as
+    the record types, is described once in the prompt and enforced by the schema); the summary
+    is the docstring's first line. The planner prompt is sent on every turn, so the full
+    per-argument notes stay in the schema's description for agents that want them.
+    """
+    lines = []
     for spec in tool_schemas:
         spec = spec.get("function", spec)
         params = spec.get("parameters") or {}
         required = set(params.get("required") or [])
-        args = [_describe_arg(arg, prop, arg in required) for arg, prop in (params.get("properties") or {}).items()]
-        blocks.append(f"## {spec['name']}\nArguments: {'; '.join(args) if args else 'none (args: {})'}\n"
-                      f"{(spec.get('description') or '').strip()}")
-    return "\n\n".join(blocks)
+        args = ", ".join(_signature_arg(arg, prop, arg in required)
+                         for arg, prop in (params.get("properties") or {}).items())
+        summary = (spec.get("description") or "").strip().split("\n", 1)[0].strip()
+        lines.append(f"- {spec['name']}({args}): {summary}")
+    return "\n".join(lines)
 
 
-def _describe_arg(name: str, prop: Mapping[str, Any], required: bool) -> str:
-    notes = ["required"] if required else []
-    dated = "date" in name.lower() and prop.get("type") == "string" and "enum" not in prop
-    notes.append("date YYYY, YYYY-MM or YYYY-MM-DD" if dated else _type_label(prop))
+MAX_INLINE_ENUM = 3
+
+
+def _signature_arg(name: str, prop: Mapping[str, Any], required: bool) -> str:
+    text = name + ("*" if required else "")
     if "default" in prop:
-        notes.append(f"default {_json(prop['default'])}")
-    return f"{name} ({', '.join(n for n in notes if n)})"
-
-
-def _type_label(prop: Mapping[str, Any]) -> str:
-    if "enum" in prop:
-        return "one of " + ", ".join(map(str, prop["enum"]))
-    if "anyOf" in prop:
-        return " or ".join(_type_label(o) for o in prop["anyOf"])
-    kind = prop.get("type")
-    if kind == "object":
-        extra = prop.get("additionalProperties")
-        return f"object of name: {_type_label(extra)}" if isinstance(extra, Mapping) else "object"
-    if kind == "array":
-        return f"list of {_type_label(prop.get('items') or {})}"
-    return {"string": "text", "integer": "integer", "number": "number", "boolean": "true/false"}.get(str(kind), "any")
+        text += f"={_json(prop['default'])}"
+    enum = prop.get("enum")
+    if enum and len(enum) <= MAX_INLINE_ENUM:
+        text += ": " + "|".join(map(str, enum))
+    return text
 
 
 def _json(value: Any) -> str:

@@ -123,8 +123,13 @@ class EhrSession:
         return [(c.system, c.code, c.display) for t in types for c in m.codes(t)]
 
     def tools(self) -> list[Callable[..., ToolResult]]:
-        """The methods the planner may call (submit_order is deliberately not one)."""
-        return [self.find_patient, self.patient_summary, self.search_records, self.read_record, self.draft_order]
+        """The methods the planner may call (submit_order is deliberately not one).
+
+        A session bound to a patient does not offer find_patient: it could only ever find the
+        bound patient, and every tool the planner is shown costs prompt tokens on every turn.
+        """
+        bound = [self.patient_summary, self.search_records, self.read_record, self.draft_order]
+        return bound if self._pid else [self.find_patient, *bound]
 
     # -- tools ------------------------------------------------------------------------------
 
@@ -157,15 +162,15 @@ class EhrSession:
 
     @_tool
     def patient_summary(self) -> ToolResult:
-        """Who the patient is and what their record holds: for each record type, how many,
-        the date range, and the codes present with their names (most frequent first).
+        """What the record holds (per type: count, dates, codes): call it when unsure where to look.
 
-        Call this first to learn what to search for. Record types: Observation = lab
-        results, vital signs, survey scores; Condition = diagnoses/problems;
-        MedicationRequest = prescriptions; Immunization = vaccines; AllergyIntolerance =
-        allergies; Encounter = visits; Procedure = procedures; DiagnosticReport = lab
-        panels/reports; CarePlan = care plans; DocumentReference = clinical notes;
-        ImagingStudy = imaging; ServiceRequest = orders/referrals.
+        Who the patient is, then for each record type: how many, the date range, and the
+        codes present with their names (most frequent first); what to search for. Record
+        types: Observation = lab results, vital signs, survey scores; Condition =
+        diagnoses/problems; MedicationRequest = prescriptions; Immunization = vaccines;
+        AllergyIntolerance = allergies; Encounter = visits; Procedure = procedures;
+        DiagnosticReport = lab panels/reports; CarePlan = care plans; DocumentReference =
+        clinical notes; ImagingStudy = imaging; ServiceRequest = orders/referrals.
         """
         pid = self._require_patient()
         return ToolResult(text=self.manifest().render(), ids=[f"Patient/{pid}"],
@@ -177,7 +182,7 @@ class EhrSession:
                        status: str | None = None, category: str | None = None,
                        filters: dict[str, str] | None = None, sort: str = "-date",
                        limit: int | None = None) -> ToolResult:
-        """Search the patient's record; rows come newest first.
+        """Records of one type, newest first.
 
         resource_type: Observation (lab results, vital signs such as blood pressure, BMI,
         weight), Condition (diagnoses), MedicationRequest (medications), Immunization
@@ -261,8 +266,11 @@ class EhrSession:
 
     @_tool
     def read_record(self, reference: str) -> ToolResult:
-        """Read one record in full by reference 'Type/id' (e.g. 'Observation/abc-123'),
-        including a clinical note's text (DocumentReference) or a report's results."""
+        """One record in full ('Type/id'), e.g. a clinical note's text.
+
+        reference: 'Type/id' as a tool result showed it (e.g. 'Observation/abc-123'). A
+        clinical note (DocumentReference) comes with its text, a report with its results.
+        """
         self._require_patient()
         target = split_reference(str(reference).strip())
         if not target or not target[0]:
@@ -281,7 +289,7 @@ class EhrSession:
                     value: str | float | None = None, unit: str | None = None, reason: str | None = None,
                     note: str | None = None,
                     priority: Literal["routine", "urgent", "asap", "stat"] | None = None) -> ToolResult:
-        """Draft (not place) an order for the patient, for a clinician to review.
+        """Draft (not place) an order, for a clinician to review.
 
         kind: MedicationRequest (a prescription; give dosage_text), ServiceRequest (a lab
         test, procedure or referral), or Observation (a vital sign only: give value and
