@@ -55,6 +55,20 @@ def test_ask_json_reports_answer_status_citations_and_trace(runner, store_url, t
     assert replayed.exit_code == 0 and "same tool calls" in replayed.stdout
 
 
+def test_ask_examples_setting_reaches_the_prompt_and_the_trace(runner, store_url, tmp_path, monkeypatch):
+    prompt_tokens = {}
+    for setting, expected in (("on", True), ("off", False)):
+        monkeypatch.setenv("MEDAGENT_EXAMPLES", setting)
+        trace = tmp_path / f"{setting}.jsonl"
+        result = runner.invoke(app, ["ask", "Anything?", "-p", MARIA.id, "--llm", script(tmp_path, '{"answer": "x"}'),
+                                     "--store", store_url, "--trace", str(trace), "--json"])
+        assert result.exit_code == 0, result.output
+        header = json.loads(trace.read_text().splitlines()[0])
+        assert header["config"]["examples"] is expected
+        prompt_tokens[setting] = json.loads(trace.read_text().splitlines()[-1])["input_tokens"]
+    assert prompt_tokens["on"] > 2 * prompt_tokens["off"] > 0    # the examples are most of the prompt
+
+
 def test_ask_exits_non_zero_when_the_run_does_not_complete(runner, store_url, tmp_path):
     llm = script(tmp_path, "", "")
     result = runner.invoke(app, ["ask", "Anything?", "-p", MARIA.id, "--llm", llm, "--store", store_url])
