@@ -19,7 +19,7 @@ from langchain_core.language_models import BaseChatModel
 
 from agent.graph.state import AgentContext, present_types
 from agent.models import uses_examples
-from agent.protocol.prompting import planner_system
+from agent.protocol.prompting import FEWSHOT, planner_system, render
 from agent.protocol.schema import tool_schemas
 from agent.trace.records import RunEnd, RunHeader
 from agent.trace.writer import TraceWriter
@@ -96,7 +96,7 @@ def run_question(question: str, *, backend: FhirBackend, patient_id: str, model:
     with TraceWriter(trace_path, run_id=run_id, redact=redact, exporters=exporters) as trace:
         trace.emit(RunHeader(run_id=run_id, question=question, patient_id=patient_id, strategy=strategy,
                              model=model_label, config=config, now=now, seed=0, versions=_versions(),
-                             prompts={"planner": planner_system(schemas, thinking=thinking).sha256}, redacted=redact))
+                             prompts=_prompt_hashes(schemas, thinking, with_examples), redacted=redact))
         ctx = AgentContext(model=model, session=session, schemas=schemas, tools=tools, trace=trace,
                            max_steps=max_steps, max_tokens=max_tokens, constrained=constrained, thinking=thinking,
                            narrow=narrowing, examples=with_examples, now=now)
@@ -119,6 +119,14 @@ def run_question(question: str, *, backend: FhirBackend, patient_id: str, model:
         # The end record is the result's own fields (RunEnd is the subset that belongs in a trace).
         trace.emit(RunEnd(**{k: v for k, v in asdict(result).items() if k in RunEnd.model_fields}))
     return result
+
+
+def _prompt_hashes(schemas, thinking: bool, examples: bool) -> dict[str, str]:
+    """The prompt files this run's planner sends, by name and sha256 (the run header's ``prompts``)."""
+    hashes = {"planner": planner_system(schemas, thinking=thinking).sha256}
+    if examples:
+        hashes[FEWSHOT] = render(FEWSHOT).sha256
+    return hashes
 
 
 def narrow_for(session: EhrSession) -> dict[str, list[str]]:

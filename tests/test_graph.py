@@ -216,6 +216,7 @@ def test_worked_examples_only_for_base_models_unless_asked(store, tmp_path):
     shown, _ = ask(store, [answer("x")], examples="on", trace_path=tmp_path / "shown.jsonl")
     assert "Worked example" not in lean.calls[0].text and "Worked example" in shown.calls[0].text
     assert len(lean.calls[0].text) * 2 < len(shown.calls[0].text)
-    assert load_trace(tmp_path / "lean.jsonl")[0].config["examples"] is False
-    assert load_trace(tmp_path / "shown.jsonl")[0].config["examples"] is True
+    lean_header, shown_header = load_trace(tmp_path / "lean.jsonl")[0], load_trace(tmp_path / "shown.jsonl")[0]
+    assert lean_header.config["examples"] is False and lean_header.prompts.keys() == {"planner"}
+    assert shown_header.config["examples"] is True and shown_header.prompts.keys() == {"planner", "fewshot_planner"}
     assert replay_trace(tmp_path / "shown.jsonl", store).matches  # replay runs with the recorded setting

@@ -40,9 +40,6 @@ def make_chat_model(spec: str | ModelSpec, **options: Any) -> BaseChatModel:
     return ScriptedChatModel(path=spec.model, **options)
 
 
-__all__ = ["make_chat_model", "ModelSpec", "ModelSpecError", "parse_spec"]
-
-
 def uses_examples(model: BaseChatModel, setting: str | bool | None = "auto") -> bool:
     """Whether the planner shows ``model`` its worked examples: ``on``/``off`` (or a bool)
     decide; ``auto``/None ask the model (only base models need them, and they cost ~800 prompt
@@ -54,3 +51,7 @@ def uses_examples(model: BaseChatModel, setting: str | bool | None = "auto") -> 
     if setting not in (None, "auto"):
         raise ValueError(f"examples must be auto, on or off, not {setting!r}")
     return bool(getattr(model, "needs_examples", False))
+
+
+__all__ = ["make_chat_model", "uses_examples", "ModelSpec", "ModelSpecError", "parse_spec"]
+
