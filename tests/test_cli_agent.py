@@ -69,6 +69,18 @@ def test_ask_examples_setting_reaches_the_prompt_and_the_trace(runner, store_url
     assert prompt_tokens["on"] > 2 * prompt_tokens["off"] > 0    # the examples are most of the prompt
 
 
+def test_ask_says_when_an_answer_cites_no_record(runner, store_url, tmp_path):
+    uncited = runner.invoke(app, ["ask", "Last HbA1c?", "-p", MARIA.id, "--store", store_url,
+                                  "--llm", script(tmp_path, '{"answer": "7.1 % (Observation/made-up)"}')])
+    assert uncited.exit_code == 0 and "cited: none: no record a tool returned backs this answer" in uncited.stderr
+    obs = json.loads(runner.invoke(app, ["fhir", "search", f"Observation?patient={MARIA.id}&code=4548-4&_count=1",
+                                         "--store", store_url]).stdout)["entry"][0]["resource"]
+    cited = runner.invoke(app, ["ask", "Last HbA1c?", "-p", MARIA.id, "--store", store_url, "--llm", script(
+        tmp_path, '{"tool": "search_records", "args": {"resource_type": "Observation", "code": "HbA1c"}}',
+        json.dumps({"answer": f"(Observation/{obs['id']})"}))])
+    assert cited.exit_code == 0 and f"cited: Observation/{obs['id']}" in cited.stderr and "cited: none" not in cited.stderr
+
+
 def test_ask_exits_non_zero_when_the_run_does_not_complete(runner, store_url, tmp_path):
     llm = script(tmp_path, "", "")
     result = runner.invoke(app, ["ask", "Anything?", "-p", MARIA.id, "--llm", llm, "--store", store_url])

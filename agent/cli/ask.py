@@ -8,8 +8,8 @@ from typing import Annotated, Literal, Optional
 import typer
 from rich.panel import Panel
 
-from .common import (ConfigOpt, EXIT_REFUSED, EXIT_UNAVAILABLE, FhirUrlOpt, StoreOpt, backend_from, err,
-                     fhir_errors, out, print_json, settings_from)
+from .common import (ConfigOpt, EXIT_REFUSED, EXIT_UNAVAILABLE, FhirUrlOpt, StoreOpt, backend_from, citation_line,
+                     err, fhir_errors, out, print_json, settings_from)
 from .llm import LlmOpt
 
 EXIT_STATUS = {"completed": 0, "error": EXIT_UNAVAILABLE}
@@ -63,8 +63,8 @@ def ask(
         out.print(Panel(result.answer or "(no answer)", title=f"{result.status}", title_align="left"), markup=False)
         detail = f"{result.steps} step(s), {result.model_calls} model call(s), {result.tool_calls} tool call(s), " \
                  f"{result.input_tokens:,} -> {result.output_tokens:,} tokens, {result.seconds:.1f} s"
-        if result.cited_ids:
-            detail += "\ncited: " + ", ".join(result.cited_ids)
+        if result.status == "completed":
+            detail += "\n" + citation_line(result.cited_ids)
         if result.trace_path:
             detail += f"\ntrace: {result.trace_path}"
         if session:

@@ -42,6 +42,14 @@ def backend_from(settings: Settings) -> FhirBackend:
                             timeout=settings.fhir_timeout, retries=settings.fhir_retries)
 
 
+UNCITED = "none: no record a tool returned backs this answer; check it against the record"
+
+
+def citation_line(cited_ids) -> str:
+    """``cited: ...`` for a finished run; an answer resting on no shown record says so plainly."""
+    return "cited: " + (", ".join(cited_ids) if cited_ids else UNCITED)
+
+
 def print_json(data) -> None:
     sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
 

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from fhir_fixtures import bundle_paths
 
-from .common import ConfigOpt, StoreOpt, backend_from, err, fhir_errors, out, settings_from
+from .common import ConfigOpt, StoreOpt, backend_from, citation_line, err, fhir_errors, out, settings_from
 from .fhir import print_stats
 
 
@@ -77,8 +77,8 @@ def _ask_embedded(backend, settings) -> None:
     err.print(f"Asking the agent ({spec}, first load takes a few seconds): {question}")
     result = run_question(question, backend=backend, patient_id=patient.id, model=build_chat_model(spec, settings),
                           model_label=str(spec), trace_path=trace, constrained=settings.constrained,
-                          thinking=settings.thinking, max_steps=6)
-    body = f"{result.answer or '(no answer)'}\n\ncited: {', '.join(result.cited_ids) or 'none'}"
+                          thinking=settings.thinking, examples=settings.examples, max_steps=6)
+    body = f"{result.answer or '(no answer)'}\n\n{citation_line(result.cited_ids)}"
     out.print(Panel(body, title=f"agent ({spec}) on {patient.name}: {question} [{result.status}]",
                     title_align="left", expand=False), markup=False)
     out.print(f"{result.steps} step(s), {result.model_calls} model call(s), {result.tool_calls} tool call(s), "
