@@ -36,17 +36,6 @@ START_TIMEOUT="${MEDAGENT_SEKMET_START_TIMEOUT:-30}"
 say() { echo "fhir_server: $*" >&2; }
 die() { say "error: $*"; exit 1; }
 
-find_python() {
-    local candidates=("${MEDAGENT_SEKMET_PYTHON:-}" python3.13 python3.12 python3.11 python3)
-    for py in "${candidates[@]}"; do
-        [[ -n "$py" ]] && command -v "$py" >/dev/null 2>&1 || continue
-        if "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
-            echo "$py"; return 0
-        fi
-    done
-    return 1
-}
-
 write_constraints() {  # the dependency versions sekmet 0.1.1 was tested with
     cat >"$1" <<'EOF'
 annotated-doc==0.0.7
@@ -102,7 +91,8 @@ install() {
     local marker="$VENV/.medagent-sekmet-$SEKMET_VERSION"
     [[ -f "$marker" && -x "$VENV/bin/sekmet" ]] && return 0
     local py
-    py="$(find_python)" || die "sekmet-fhir needs Python >= 3.11 (set MEDAGENT_SEKMET_PYTHON)"
+    py="$(find_python 11 "${MEDAGENT_SEKMET_PYTHON:-}" python3.13 python3.12 python3.11 python3)" \
+        || die "sekmet-fhir needs Python >= 3.11 (set MEDAGENT_SEKMET_PYTHON)"
     say "installing sekmet-fhir==$SEKMET_VERSION into $VENV (python: $py)"
     rm -rf "$VENV" "$WORK/sekmet-dl"
     "$py" -m venv "$VENV" || die "could not create a venv with $py (on Debian/Ubuntu: apt-get install python3-venv)"

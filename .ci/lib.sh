@@ -54,3 +54,17 @@ reuse_running() {
     fi
     die "pid $pid is running but $running$probe does not answer; run '$0 stop' first"
 }
+
+# find_python MINOR CANDIDATE...: print the first candidate (empty ones skipped) that is an
+# installed Python 3.MINOR or newer; fail when none is.
+find_python() {
+    local minor="$1" py
+    shift
+    for py in "$@"; do
+        [[ -n "$py" ]] && command -v "$py" >/dev/null 2>&1 || continue
+        if "$py" -c "import sys; sys.exit(sys.version_info < (3, $minor))" 2>/dev/null; then
+            echo "$py"; return 0
+        fi
+    done
+    return 1
+}

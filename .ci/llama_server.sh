@@ -53,17 +53,6 @@ CTX="${MEDAGENT_LLAMA_CTX:-4096}"
 say() { echo "llama_server: $*" >&2; }
 die() { say "error: $*"; exit 1; }
 
-find_python() {
-    local candidates=("${MEDAGENT_LLAMA_PYTHON:-}" python3.12 python3.11 python3.13 python3)
-    for py in "${candidates[@]}"; do
-        [[ -n "$py" ]] && command -v "$py" >/dev/null 2>&1 || continue
-        if "$py" -c 'import sys; sys.exit(sys.version_info < (3, 9))' 2>/dev/null; then
-            echo "$py"; return 0
-        fi
-    done
-    return 1
-}
-
 # The project's own venv already holds llama-cpp-python[server] after the README's set-up
 # (the dev extra): use it, and build a separate venv only when it is missing.
 PY=""
@@ -80,7 +69,8 @@ install() {
     local marker="$VENV/.medagent-llama-$LLAMA_CPP_VERSION-gguf-$GGUF_PACKAGE_VERSION"
     [[ -f "$marker" && -x "$VENV/bin/python" ]] && return 0
     local py
-    py="$(find_python)" || die "llama-cpp-python needs Python >= 3.9 (set MEDAGENT_LLAMA_PYTHON)"
+    py="$(find_python 9 "${MEDAGENT_LLAMA_PYTHON:-}" python3.12 python3.11 python3.13 python3)" \
+        || die "llama-cpp-python needs Python >= 3.9 (set MEDAGENT_LLAMA_PYTHON)"
     command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 \
         || die "building llama-cpp-python needs a C/C++ compiler (apt-get install build-essential cmake)"
     say "installing llama-cpp-python[server]==$LLAMA_CPP_VERSION into $VENV (python: $py)"
