@@ -170,6 +170,17 @@ def test_uses_the_chat_template_when_the_tokenizer_has_one(chat):
     assert reply.usage_metadata["input_tokens"] == len(tokenizer(to_gemma_prompt(conversation)).input_ids)
 
 
+def test_needs_examples_exactly_when_no_chat_template_is_used(chat):
+    tokenizer = chat.load().tokenizer
+    assert chat.needs_examples is True                 # the GGUF base model's tokenizer has no template
+    tokenizer.chat_template = GEMMA3_TEMPLATE
+    try:
+        assert chat.needs_examples is False
+        assert HFChatModel(model_path=chat.model_path, use_chat_template=False).needs_examples is True
+    finally:
+        tokenizer.chat_template = None
+
+
 def test_json_schema_constrains_even_a_random_model(chat):
     pytest.importorskip("llguidance")
     schema = {"type": "object",

@@ -221,10 +221,12 @@ class HFChatModel(BaseChatModel):
     @property
     def needs_examples(self) -> bool:
         """A checkpoint without a chat template is a base model: show it worked examples."""
-        loaded = self.load()
-        tokenizer = getattr(loaded.processor, "tokenizer", loaded.processor)
-        template = getattr(loaded.processor, "chat_template", None) or getattr(tokenizer, "chat_template", None)
-        return not (self.use_chat_template and template)
+        return self._chat_template(self.load()) is None
+
+    def _chat_template(self, loaded: _Loaded) -> str | None:
+        """The chat template text prompts are built with, or None (Gemma format instead)."""
+        template = getattr(loaded.processor, "chat_template", None) or loaded.tokenizer.chat_template
+        return template if self.use_chat_template and template else None
 
     @property
     def supports_json_schema(self) -> bool:
@@ -268,8 +270,8 @@ class HFChatModel(BaseChatModel):
                 return_dict=True, return_tensors="pt")
             return dict(inputs), "chat_template"
         tokenizer = loaded.tokenizer
-        template = getattr(loaded.processor, "chat_template", None) or tokenizer.chat_template
-        if self.use_chat_template and template:
+        template = self._chat_template(loaded)
+        if template:
             prompt = tokenizer.apply_chat_template(self._conversation(turns, images=False), chat_template=template,
                                                    add_generation_prompt=True, tokenize=False)
             how = "chat_template"
