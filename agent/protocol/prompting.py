@@ -29,6 +29,7 @@ THINKING_PREFIX = "SYSTEM INSTRUCTION: think silently if needed."
 PLANNER, FEWSHOT, REPAIR = "planner", "fewshot_planner", "repair"
 MAX_REPAIR_QUOTE = 600      # characters of the bad output quoted in the repair turn
 MAX_BAD_TURN = 2000         # characters of the bad output kept as the model's turn
+MAX_INLINE_ENUM = 3         # enumerations this short are shown in a tool's signature line
 _NAME = re.compile(r"^[a-z0-9_]+$")
 _COMMENT = re.compile(r"\A\s*<!--.*?-->[ \t]*\n?", re.S)
 _TURN = re.compile(r"^=== (user|model)[ \t]*$", re.M)
@@ -114,9 +115,6 @@ def render_tools(tool_schemas: Iterable[Mapping[str, Any]]) -> str:
         summary = (spec.get("description") or "").strip().split("\n", 1)[0].strip()
         lines.append(f"- {spec['name']}({args}): {summary}")
     return "\n".join(lines)
-
-
-MAX_INLINE_ENUM = 3
 
 
 def _signature_arg(name: str, prop: Mapping[str, Any], required: bool) -> str:
