@@ -90,8 +90,9 @@ def run_question(question: str, *, backend: FhirBackend, patient_id: str, model:
     conversation: list[tuple[str, str]] = []
     if thread:
         previous = graph.get_state(thread).values
+        conversation = list(previous.get("conversation", []))  # kept when the last turn has no answer (interrupted)
         if previous.get("question") and previous.get("answer"):
-            conversation = [*previous.get("conversation", []), (previous["question"], previous["answer"])]
+            conversation.append((previous["question"], previous["answer"]))
     start = time.perf_counter()
     with TraceWriter(trace_path, run_id=run_id, redact=redact, exporters=exporters) as trace:
         trace.emit(RunHeader(run_id=run_id, question=question, patient_id=patient_id, strategy=strategy,
@@ -106,6 +107,10 @@ def run_question(question: str, *, backend: FhirBackend, patient_id: str, model:
                     "cited_ids": [], "error": None}
         try:
             final = graph.invoke(state_in, config=thread, context=ctx, recursion_limit=4 * max_steps + 10)
+        except KeyboardInterrupt:  # Ctrl-C, or a chat stopping the turn: the trace says so, the caller decides
+            trace.emit(RunEnd(run_id=run_id, status="interrupted", error="interrupted by the user",
+                              seconds=round(time.perf_counter() - start, 3)))
+            raise
         except Exception as exc:  # a bug, not a model or tool failure: still end the trace cleanly
             final = {**state_in, "status": "error", "error": f"{type(exc).__name__}: {exc}",
                      "answer": f"No answer (internal error: {type(exc).__name__})."}

@@ -12,7 +12,8 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, Field
 
-RunStatus = Literal["completed", "max_steps", "invalid_action", "tool_error", "context_limit", "error"]
+RunStatus = Literal["completed", "max_steps", "invalid_action", "tool_error", "context_limit", "error",
+                    "interrupted"]   # interrupted: Ctrl-C or a chat stopping the turn
 TRACE_VERSION = 1
 
 
