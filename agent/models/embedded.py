@@ -102,9 +102,8 @@ class EmbeddedChatModel(BaseChatModel):
         with rt.lock:
             res = rt.generate(tokens, max_new_tokens=max_new, temperature=temperature, stop=stops,
                               schema=schema,
-                              seed=kwargs.get("seed", self.seed))
-        if run_manager is not None and res.text:
-            run_manager.on_llm_new_token(res.text)
+                              seed=kwargs.get("seed", self.seed),
+                              on_text=run_manager.on_llm_new_token if run_manager is not None else None)
         decode_s = max(res.latency_s - res.prefill_s, 1e-9)
         message = AIMessage(
             content=res.text,

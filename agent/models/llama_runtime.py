@@ -244,14 +244,15 @@ class Runtime:
 
     def generate(self, prompt_tokens: list[int], *, max_new_tokens: int, temperature: float = 0.0,
                  stop: list[str] | None = None, schema: dict[str, Any] | str | None = None,
-                 seed: int | None = None) -> GenerationResult:
+                 seed: int | None = None, on_text: Any = None) -> GenerationResult:
         """Generate after ``prompt_tokens`` (one call at a time: callers hold ``self.lock``).
 
         Greedy when ``temperature`` is 0 (bit-for-bit reproducible); otherwise samples from the
         softmax at that temperature with a numpy generator seeded by ``seed``. Under a schema the
         llguidance mask removes every token the grammar forbids before choosing, and generation
         ends when the grammar is complete. Ends at ``<end_of_turn>``/``<eos>``/``<start_of_turn>``
-        or, unconstrained, at the first stop string (cut from the text).
+        or, unconstrained, at the first stop string (cut from the text). ``on_text(piece)``, when
+        given, receives the decoded text as it grows (streaming; a stop string may show in it).
         """
         import numpy as np
 
@@ -270,6 +271,7 @@ class Runtime:
         tokens: list[int] = []
         sampled = 0
         finish = "length"
+        streamed = 0
         t0 = time.perf_counter()
         t_first = None
         cached = self.prefill(prompt_tokens)
@@ -294,6 +296,11 @@ class Runtime:
             if matcher is not None and not matcher.consume_token(tok):  # pragma: no cover - masked
                 raise RuntimeError(f"constrained decoding failed: {matcher.get_error()}")
             tokens.append(tok)
+            if on_text is not None:  # hold back a piece that ends inside a multi-byte character
+                so_far = self.detokenize(tokens)
+                if len(so_far) > streamed and not so_far.endswith("\ufffd"):
+                    on_text(so_far[streamed:])
+                    streamed = len(so_far)
             if matcher is not None and matcher.is_stopped():
                 finish = "stop"
                 break
