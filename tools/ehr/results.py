@@ -1,8 +1,11 @@
 """What an EHR tool returns (``ToolResult``) and the compact text renderings of FHIR resources.
 
 The planner reads ``text`` only: one pipe-table row per resource, newest first, with the
-columns date | code | display | value | unit | status | id. Columns that are the same in
-every row move to one "all rows:" line and empty columns are dropped, to save tokens.
+columns date | code | display | value | unit | status | by | reason | id. Columns that are the
+same in every row move to one "all rows:" line and empty columns are dropped, to save tokens.
+``by`` (who prescribed, performed or recorded it) and ``reason`` (the condition it is for) are
+names, not ids: the session fills in the referenced resources' names before rendering, so
+"who prescribed X" and "what was X given for" need no second call.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from tools.fhir.manifest import codings, day, human_name, resource_date
 __all__ = ["ToolResult", "codings", "concept_text", "day", "describe", "document_text", "human_name",
            "observation_value", "render_rows", "resource_date", "row", "table"]
 
-COLUMNS = ("date", "code", "display", "value", "unit", "status", "id")
+COLUMNS = ("date", "code", "display", "value", "unit", "status", "by", "reason", "id")
 MAX_CELL = 90
 
 
@@ -113,6 +116,17 @@ def observation_value(obs: dict[str, Any]) -> tuple[str, str]:
     return "", ""
 
 
+def ref_names(refs: Any) -> str:
+    """The names of referenced resources (their ``display``), '; '-joined; bare ids are not names."""
+    refs = refs if isinstance(refs, list) else [refs]
+    return "; ".join(dict.fromkeys(x["display"] for x in refs if isinstance(x, dict) and x.get("display")))
+
+
+def reason_text(resource: dict[str, Any]) -> str:
+    """What a resource was for: reasonCode text, else the referenced conditions' names."""
+    return concept_text(resource.get("reasonCode")) or ref_names(resource.get("reasonReference"))
+
+
 def _status(value: Any) -> str:
     return first_code(value) if isinstance(value, dict) else (value or "")
 
@@ -130,9 +144,9 @@ def row(resource: dict[str, Any]) -> dict[str, str]:
         out["value"], out["unit"] = observation_value(r)
     elif rtype == "MedicationRequest":
         concept = r.get("medicationCodeableConcept") or r.get("medicationReference")
-        reason = concept_text(r.get("reasonCode")) or "; ".join(x.get("display", "") for x in r.get("reasonReference", []))
-        out["value"] = "; ".join([d["text"] for d in r.get("dosageInstruction", []) if d.get("text")]
-                                 + ([f"for {reason}"] if reason.strip() else []))
+        out["value"] = "; ".join(d["text"] for d in r.get("dosageInstruction", []) if d.get("text"))
+        out["by"] = ref_names(r.get("requester"))
+        out["reason"] = reason_text(r)
     elif rtype == "Condition":
         out["status"] = "/".join(s for s in (_status(r.get("clinicalStatus")), _status(r.get("verificationStatus"))) if s)
         onset = next((day(v) for v in walk(r, "onset[x]") if day(v)), "")
@@ -144,16 +158,15 @@ def row(resource: dict[str, Any]) -> dict[str, str]:
                      for x in r.get("reaction", []) for m in x.get("manifestation", [])]
         crit = f"criticality {r['criticality']}" if r.get("criticality") else ""
         out["value"] = "; ".join(x for x in [crit, *reactions] if x)
-    elif rtype == "Immunization":
-        concept = r.get("vaccineCode")
     elif rtype == "Encounter":
         concept = r.get("type")
         cls = r.get("class", {})
         period = r.get("period", {})
         end = day(period.get("end"))
         span = f" until {end}" if end and end != day(period.get("start")) else ""
-        reason = concept_text(r.get("reasonCode")) or concept_text(r.get("reasonReference"))
-        out["value"] = f"{cls.get('code', '')}{span}" + (f"; reason {reason}" if reason else "")
+        out["value"] = f"{cls.get('code', '')}{span}"
+        out["by"] = ref_names([p.get("individual") for p in r.get("participant", [])])
+        out["reason"] = reason_text(r)
     elif rtype == "DiagnosticReport":
         n = len(r.get("result", []))
         out["value"] = r.get("conclusion") or (f"{n} results" if n else "")
@@ -173,8 +186,14 @@ def row(resource: dict[str, Any]) -> dict[str, str]:
     elif rtype == "ServiceRequest":
         occ = next((day(v) for v in walk(r, "occurrence[x]") if day(v)), "")
         out["value"] = f"due {occ}" if occ else ""
+        out["by"] = ref_names(r.get("requester"))
+        out["reason"] = reason_text(r)
     elif rtype == "Procedure":
-        out["value"] = concept_text(r.get("reasonCode")) or concept_text(r.get("reasonReference"))
+        out["reason"] = reason_text(r)
+        out["by"] = ref_names([p.get("actor") for p in r.get("performer", [])])
+    elif rtype == "Immunization":
+        concept = r.get("vaccineCode")
+        out["by"] = ref_names([p.get("actor") for p in r.get("performer", [])])
     elif rtype in ("Patient", "Practitioner", "RelatedPerson"):
         concept = None
         out["display"] = human_name(r.get("name"))

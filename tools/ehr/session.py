@@ -22,7 +22,7 @@ from tools.fhir.search_params import CODE_PARAM, DATE_PARAM, lookup
 
 from . import orders
 from .resolve import CLINICAL, STATUS_PARAM, Candidate, category_value, clinical_type, resolve_codes
-from .results import ToolResult, concept_text, describe, render_rows, table
+from .results import ToolResult, concept_text, describe, render_rows, resource_date, table
 
 ClinicalType = Literal["Observation", "Condition", "MedicationRequest", "Immunization", "Encounter",
                        "AllergyIntolerance", "Procedure", "DiagnosticReport", "CarePlan",
@@ -34,6 +34,8 @@ DRAFT_KINDS = ("MedicationRequest", "ServiceRequest", "Observation")
 NO_PATIENT = "no patient selected; call find_patient then bind"
 MAX_LIMIT = 200
 
+#: Reference fields whose targets' names the tables show (see _with_names).
+_NAMED_REFS = ("requester", "reasonReference", "performer", "participant", "recorder", "asserter", "author")
 _DATE_PREFIX = re.compile(r"^(eq|ne|gt|lt|ge|le|sa|eb)\d")
 
 
@@ -73,6 +75,7 @@ class EhrSession:
         self._pid: str | None = None
         self._patient: dict[str, Any] | None = None
         self._manifest: Manifest | None = None
+        self._names: dict[str, str] = {}   # "Type/id" -> display name, for references in rows
         if patient_id:
             self.bind(patient_id)
 
@@ -216,8 +219,9 @@ class EhrSession:
                 v = str(value).strip()
                 params.append((date_param, v if _DATE_PREFIX.match(v) else prefix + v))
                 said.append(f"{date_param} {params[-1][1]}")
+        status_param = STATUS_PARAM.get(rtype, "status")
         if status and str(status).strip():
-            params.append((STATUS_PARAM.get(rtype, "status"), ",".join(s.strip().lower() for s in str(status).split(","))))
+            params.append((status_param, ",".join(s.strip().lower() for s in str(status).split(","))))
             said.append(f"status {params[-1][1]}")
         if category and str(category).strip():
             cparam = "class" if rtype == "Encounter" else "category"
@@ -252,17 +256,36 @@ class EhrSession:
         order = {f"-{date_param}": "newest first", date_param: "oldest first"}.get(sort, f"sorted by {sort}")
         criteria = f" ({'; '.join(said)})" if said else ""
         if not matches:
-            text = f"{rtype}: {total} found{criteria}." if total else f"No {rtype} found{criteria}."
+            text = self._empty_result(rtype, params[:-2], criteria, total, {date_param, status_param})
             if unknown_code:
                 text += f" That code is not among the {rtype} codes this record holds; call patient_summary to see them."
             return ToolResult(text=text)
-        text = f"{rtype}: {total} found, {order}{criteria}\n{render_rows(matches, total)}"
+        text = f"{rtype}: {total} found, {order}{criteria}\n{render_rows(self._with_names(matches), total)}"
         if included:
             text += "\nincluded:\n" + table([{"type/id": f"{r['resourceType']}/{r.get('id')}",
                                               "name": human_name(r.get("name")) or r.get("name", "") or concept_text(r.get("code"))}
                                              for r in included], columns=("type/id", "name"))
         ids = [f"{r['resourceType']}/{r.get('id')}" for r in matches + included]
         return ToolResult(text=text, ids=ids, resources=matches + included)
+
+    def _empty_result(self, rtype: str, params: list[tuple[str, str]], criteria: str, total: int,
+                      narrowing: set[str]) -> str:
+        """Explain an empty result: how many records the same search holds without the date or
+        status filters, and their dates, so a planner widens the search instead of answering
+        'none'."""
+        text = f"{rtype}: {total} found{criteria}." if total else f"No {rtype} found{criteria}."
+        wider = [(k, v) for k, v in params if k not in narrowing]
+        if len(wider) == len(params):
+            return text
+        newest = self.backend.search(rtype, [*wider, ("_sort", f"-{DATE_PARAM[rtype]}"), ("_count", "1")])
+        count = newest.get("total", len(newest.get("entry", [])))
+        if not count:
+            return text + " There are none outside these filters either."
+        oldest = self.backend.search(rtype, [*wider, ("_sort", DATE_PARAM[rtype]), ("_count", "1")])
+        dates = [resource_date(b["entry"][0]["resource"]) for b in (newest, oldest) if b.get("entry")]
+        span = f", the newest {dates[0]}, the oldest {dates[-1]}" if dates else ""
+        return (text + f" Outside these filters the record holds {count}{span}: drop or widen "
+                "date_from/date_to/status to see them.")
 
     @_tool
     def read_record(self, reference: str) -> ToolResult:
@@ -281,7 +304,8 @@ class EhrSession:
             raise _Refused(f"{target[0]}/{target[1]} does not exist") from None
         if not self.in_scope(resource):
             raise _Refused(f"{target[0]}/{target[1]} is not part of the bound patient's record; refused")
-        return ToolResult(text=describe(resource), ids=[f"{target[0]}/{target[1]}"], resources=[resource])
+        return ToolResult(text=describe(self._with_names([resource])[0]), ids=[f"{target[0]}/{target[1]}"],
+                          resources=[resource])
 
     @_tool
     def draft_order(self, kind: Literal["MedicationRequest", "ServiceRequest", "Observation"], code: str,
@@ -342,6 +366,46 @@ class EhrSession:
         return ToolResult(text=f"stored {ref}\n{describe(stored).split(chr(10), 1)[-1]}", ids=[ref], resources=[stored])
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _with_names(self, resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Copies of ``resources`` whose references (requester, reason, performer...) carry the
+        referenced resource's name as ``display``: Synthea's references are bare ids, and a
+        planner should not need one read_record per row to learn who prescribed what, for what."""
+        out = []
+        for r in resources:
+            r = dict(r)
+            for key in _NAMED_REFS:
+                if key in r:
+                    r[key] = self._named(r[key])
+            out.append(r)
+        return out
+
+    def _named(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self._named(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if isinstance(value.get("reference"), str) and not value.get("display"):
+            name = self._ref_name(value["reference"])
+            return {**value, "display": name} if name else value
+        # performer/participant entries wrap the reference: {"actor": {...}}, {"individual": {...}}
+        return {k: self._named(v) if k in ("actor", "individual") else v for k, v in value.items()}
+
+    def _ref_name(self, reference: str) -> str:
+        if reference not in self._names:
+            name = ""
+            target = split_reference(reference)
+            if target and target[0]:
+                try:
+                    found = self.backend.read(*target)
+                except (NotFound, FhirError):
+                    found = None
+                if found and self.in_scope(found):  # never a name from another patient's record
+                    name = (human_name(found.get("name")) if target[0] in ("Practitioner", "Patient", "RelatedPerson")
+                            else found.get("name") if isinstance(found.get("name"), str)
+                            else concept_text(found.get("code")))
+            self._names[reference] = name or ""
+        return self._names[reference]
 
     def _reason(self, reason: str) -> dict[str, Any]:
         """reasonReference to the patient's matching Condition, else reasonCode as text."""

@@ -1,0 +1,111 @@
+"""What the EHR tools show so that every EHRQA category is answerable in one or two calls:
+names instead of bare ids (who prescribed, what for), and empty results that explain
+themselves. Runs against a real embedded store loaded with the fixture patients."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from fhir_fixtures import PATIENTS, bundle_paths
+from tools.ehr import EhrSession
+from tools.fhir.store import EmbeddedStore
+
+MARIA = PATIENTS["diabetic"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    s = EmbeddedStore(f"sqlite:///{tmp_path_factory.mktemp('outputs') / 'fixtures.db'}")
+    assert not s.load_paths(bundle_paths()).errors
+    yield s
+    s.close()
+
+
+def _rows(text: str) -> list[dict[str, str]]:
+    """Parse a tool table (with its optional 'all rows:' line) into dicts by column name."""
+    lines = text.splitlines()
+    shared: dict[str, str] = {}
+    for line in lines:
+        if line.startswith("all rows: "):
+            for part in line[len("all rows: "):].split("; "):
+                key, _, value = part.partition(" ")
+                shared[key] = value
+    header_at = next(i for i, line in enumerate(lines) if line.startswith("date | "))
+    cols = lines[header_at].split(" | ")
+    rows = []
+    for line in lines[header_at + 1:]:
+        if line.startswith("("):
+            break
+        rows.append({**shared, **dict(zip(cols, line.split(" | ")))})
+    return rows
+
+
+@pytest.fixture()
+def bare_refs_store(tmp_path):
+    """The fixtures plus a MedicationRequest whose references are bare ids, as Synthea's are."""
+    s = EmbeddedStore(f"sqlite:///{tmp_path / 'bare.db'}")
+    assert not s.load_paths(bundle_paths()).errors
+    med = EhrSession(s, patient_id=MARIA.id).search_records("MedicationRequest", code="metformin").resources[0]
+    bare = {k: v for k, v in med.items() if k not in ("id", "meta")}
+    bare["requester"] = {"reference": med["requester"]["reference"]}
+    bare["reasonReference"] = [{"reference": r["reference"]} for r in med["reasonReference"]]
+    bare["authoredOn"] = "2025-07-01"
+    stored = s.create(bare)
+    yield s, stored
+    s.close()
+
+
+def test_medication_rows_name_the_prescriber_and_the_reason(bare_refs_store):
+    store, stored = bare_refs_store
+    session = EhrSession(store, patient_id=MARIA.id)
+    result = session.search_records("MedicationRequest", code="metformin", limit=1)
+    assert result.ok, result.error
+    assert result.ids == [f"MedicationRequest/{stored['id']}"]
+    row = _rows(result.text)[0]
+    practitioner = store.read(*stored["requester"]["reference"].split("/"))
+    assert practitioner["name"][0]["family"] in row["by"]
+    assert row["reason"] == "Diabetes mellitus type 2 (disorder)"
+    assert "Practitioner/" not in result.text  # names, not ids; the stored resource is untouched
+    assert "display" not in store.read("MedicationRequest", stored["id"])["requester"]
+
+
+def test_read_record_resolves_references_to_names(bare_refs_store):
+    store, stored = bare_refs_store
+    text = EhrSession(store, patient_id=MARIA.id).read_record(f"MedicationRequest/{stored['id']}").text
+    requester = re.search(r"^requester: (.+)$", text, re.M).group(1)
+    assert requester.startswith("Helen Marsh (Practitioner/")
+    assert re.search(r"^reasonReference: Diabetes mellitus type 2 \(disorder\) \(Condition/", text, re.M)
+
+
+def test_names_never_come_from_another_patients_record(store):
+    """A reference into another patient's record (bad data or an attack) gets no name."""
+    session = EhrSession(store, patient_id=MARIA.id)
+    other = EhrSession(store, patient_id=PATIENTS["cardiometabolic"].id)
+    foreign = other.search_records("Condition").resources[0]
+    assert session._ref_name(f"Condition/{foreign['id']}") == ""
+    own = session.search_records("Condition").resources[0]
+    assert session._ref_name(f"Condition/{own['id']}")
+
+
+def test_an_empty_result_says_what_lies_outside_the_filters(store):
+    session = EhrSession(store, patient_id=MARIA.id)
+    everything = session.search_records("Observation", code="HbA1c", limit=200)
+    dates = sorted(r["date"] for r in _rows(everything.text))
+    empty = session.search_records("Observation", code="HbA1c", date_from="2099")
+    assert empty.ok and not empty.ids
+    assert f"the record holds {len(dates)}" in empty.text
+    assert f"the newest {dates[-1]}" in empty.text and f"the oldest {dates[0]}" in empty.text
+    assert "date_from" in empty.text
+    # nothing outside the filters either: said plainly
+    none = session.search_records("Immunization", code="influenza", date_from="2099", status="not-done")
+    assert none.ok and not none.ids
+
+
+def test_an_empty_result_without_filters_stays_short(store):
+    session = EhrSession(store, patient_id=PATIENTS["asthma_child"].id)
+    result = session.search_records("MedicationRequest", status="entered-in-error")
+    assert "Outside these filters the record holds" in result.text or "none outside" in result.text
+    plain = session.search_records("ImagingStudy")
+    assert "Outside these filters" not in plain.text
