@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import ask, chat, demo, ehr, fhir, llm, qa, trace_cmd
+from . import ask, chat, demo, ehr, fhir, llm, trace_cmd
 
 app = typer.Typer(
     name="medagent",
@@ -20,7 +20,6 @@ app.add_typer(trace_cmd.app, name="trace")
 app.command("ask")(ask.ask)
 app.command("demo")(demo.demo)
 app.command("chat")(chat.chat)
-app.command("qa")(qa.qa)
 
 
 @app.callback()
