@@ -69,18 +69,25 @@ def build_graph(strategy: Strategy, checkpointer=None):
     return build_react_graph(checkpointer)
 
 
-def run_question(question: str, *, backend: FhirBackend, patient_id: str, model: BaseChatModel, model_label: str,
+def run_question(question: str, *, backend: FhirBackend, patient_id: str | None, model: BaseChatModel, model_label: str,
                  strategy: Strategy = "react", trace_path: Path | None = None, redact: bool = False,
                  now: str | None = None, max_steps: int = 8, max_tokens: int = 60_000, constrained: bool = True,
                  thinking: bool = False, narrow: bool = False, examples: str | bool | None = "auto",
                  session_id: str | None = None,
                  checkpointer=None, exporters: list | None = None) -> RunResult:
     """Answer ``question`` about ``patient_id``. Raises LookupError if the patient does not exist;
-    everything else (model or tool failure, budgets) ends in a RunResult with a status."""
-    session = EhrSession(backend, patient_id=patient_id)
-    tools = {fn.__name__: fn for fn in session.tools()}
-    schemas = tool_schemas(session.tools())
-    narrowing = narrow_for(session) if narrow else None
+    everything else (model or tool failure, budgets) ends in a RunResult with a status.
+
+    With ``patient_id=None`` the session is unbound: the planner is offered ``find_patient``
+    only (patient-lookup questions), since every other tool needs a bound patient, and the
+    react strategy runs (navigator starts from one patient's manifest)."""
+    session = EhrSession(backend, patient_id=patient_id or None)
+    offered = session.tools() if session.patient_id else [session.find_patient]
+    if not session.patient_id:
+        strategy = "react"
+    tools = {fn.__name__: fn for fn in offered}
+    schemas = tool_schemas(offered)
+    narrowing = narrow_for(session) if (narrow and session.patient_id) else None
     run_id = uuid.uuid4().hex[:12]
     with_examples = uses_examples(model, examples)
     config: dict[str, Any] = {"max_steps": max_steps, "max_tokens": max_tokens, "constrained": constrained,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import ask, chat, demo, ehr, fhir, llm, trace_cmd
+from . import ask, chat, demo, ehr, fhir, llm, qa, trace_cmd
 
 app = typer.Typer(
     name="medagent",
@@ -22,6 +22,7 @@ app.add_typer(bench.app, name="bench")
 app.command("ask")(ask.ask)
 app.command("demo")(demo.demo)
 app.command("chat")(chat.chat)
+app.command("qa")(qa.qa)
 
 
 @app.callback()
