@@ -13,7 +13,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal, Sequence
 
 from langchain_core.language_models import BaseChatModel
 
@@ -74,7 +74,8 @@ def run_question(question: str, *, backend: FhirBackend, patient_id: str | None,
                  now: str | None = None, max_steps: int = 8, max_tokens: int = 60_000, constrained: bool = True,
                  thinking: bool = False, narrow: bool = False, examples: str | bool | None = "auto",
                  session_id: str | None = None,
-                 checkpointer=None, exporters: list | None = None) -> RunResult:
+                 checkpointer=None, exporters: list | None = None,
+                 extra_tools: Sequence[Callable[..., Any]] = ()) -> RunResult:
     """Answer ``question`` about ``patient_id``. Raises LookupError if the patient does not exist;
     everything else (model or tool failure, budgets) ends in a RunResult with a status.
 
@@ -82,7 +83,9 @@ def run_question(question: str, *, backend: FhirBackend, patient_id: str | None,
     only (patient-lookup questions), since every other tool needs a bound patient, and the
     react strategy runs (navigator starts from one patient's manifest)."""
     session = EhrSession(backend, patient_id=patient_id or None)
-    offered = session.tools() if session.patient_id else [session.find_patient]
+    # Knowledge tools (guideline search, image search) hold no patient data: offered beside the
+    # record tools in a bound session.
+    offered = [*session.tools(), *extra_tools] if session.patient_id else [session.find_patient]
     if not session.patient_id:
         strategy = "react"
     tools = {fn.__name__: fn for fn in offered}
