@@ -2,97 +2,55 @@
 
 Small models invent codes (asked for HbA1c, a 1.5B model sent a wrong LOINC code), so the
 EHR tools accept names and resolve them here against the (system, code, display) triples
-present in the patient's record for one resource type. Matching is conservative: a whole
-phrase or all of the query's words must appear in a display name (a word may carry a small
-typo), a synonym may expand a clinical abbreviation, and anything else is "no match" with
-the closest names the record does hold, never a guess.
+present in the patient's record for one resource type. Stages, each tried only when the one
+before found nothing:
+1. codes as given ('4548-4', 'http://loinc.org|4548-4', a comma list);
+2. the clinicians' vocabulary (tools/ehr/vocabulary.py): 'WBC' -> Leukocytes [#/volume],
+   'Lipitor' -> atorvastatin, group names ('any lung disease') -> every member the record holds;
+3. lexical: a whole phrase or all of the query's words in a display name (a word may carry a
+   small typo or a plural), an exact display scoring highest;
+4. optionally, a semantic match (MiniLM, tools/ehr/semantic.py) with a threshold and a margin.
+Anything else is "no match" with the closest names the record does hold, never a guess, and
+every match says which codes it used.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Iterable
 
 from rapidfuzz import fuzz, process
 from rapidfuzz.utils import default_process
 
 from tools.fhir.search_params import CODE_PARAM
 
+from . import semantic as _semantic
+from .vocabulary import Concept, concepts_named, norm
+
 Candidate = tuple[str | None, str | None, str | None]  # system, code, display
 
-THRESHOLD = 85.0  # lowest score that counts as a match
+THRESHOLD = 85.0  # lowest lexical score that counts as a match
 MARGIN = 2.0      # keep every candidate within this of the best score
 TYPO_RATIO = 88.0  # a query word this similar to a display word counts as present
+DEFAULT: Any = object()  # resolve_codes(semantic=DEFAULT): the process default (semantic.default())
 
-#: Common clinical names and abbreviations -> display phrases (and, where the concept has
-#: well-known codes, those codes: a candidate holding one of them matches outright).
-SYNONYMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "hba1c": (("hemoglobin a1c", "glycated hemoglobin", "glycohemoglobin"), ("4548-4", "17856-6", "4549-2")),
-    "bp": (("blood pressure",), ("85354-9", "55284-4", "8480-6", "8462-4", "35094-2")),
-    "bmi": (("body mass index",), ("39156-5",)),
-    "ldl": (("cholesterol in ldl", "ldl cholesterol", "low density lipoprotein"), ("18262-6", "13457-7", "2089-1")),
-    "hdl": (("cholesterol in hdl", "hdl cholesterol", "high density lipoprotein"), ("2085-9",)),
-    "egfr": (("glomerular filtration rate",), ("33914-3", "62238-1", "48643-1", "48642-3", "69405-9")),
-    "creatinine": (("creatinine mass volume in serum", "creatinine"), ("2160-0", "38483-4")),
-    "flu": (("influenza",), ()),
-    "mmr": (("mmr", "measles"), ("03", "94")),
-    "tdap": (("tdap", "td adult", "tetanus"), ("115", "113", "09", "138", "139")),
-    "heart rate": (("heart rate", "pulse rate"), ("8867-4",)),
-    "temperature": (("body temperature", "oral temperature", "temperature"), ("8310-5", "8331-1")),
-    "spo2": (("oxygen saturation",), ("59408-5", "2708-6")),
-    "weight": (("body weight",), ("29463-7",)),
-    "height": (("body height",), ("8302-2",)),
-    "glucose": (("glucose",), ("2339-0", "2345-7")),
-    "respiratory rate": (("respiratory rate",), ("9279-1",)),
-    "cholesterol": (("cholesterol mass volume", "cholesterol"), ("2093-3",)),
-    "triglycerides": (("triglyceride",), ("2571-8",)),
-    "hypertension": (("hypertension",), ()),
-    "diabetes": (("diabetes",), ()),
-    "ckd": (("chronic kidney disease",), ()),
-    "heart failure": (("heart failure",), ()),
-    "covid": (("covid 19", "sars cov 2"), ()),
-    "pneumococcal": (("pneumococcal",), ()),
-    "hep b": (("hep b", "hepatitis b"), ()),
-    "emergency": (("emergency",), ()),
-    "checkup": (("check up", "well child", "wellness", "general examination"), ()),
-    "x-ray": (("x ray", "radiograph"), ()),
-    "bnp": (("natriuretic peptide",), ("33762-6", "30934-4")),
-    "varicella": (("varicella", "chickenpox"), ("21",)),
-    "hydrochlorothiazide": (("hydrochlorothiazide",), ()),
-    "aspirin": (("aspirin",), ()),
-}
-#: Other spellings of the SYNONYMS keys (after normalising: lower case, punctuation as spaces).
-ALIASES: dict[str, str] = {
-    "a1c": "hba1c", "hb a1c": "hba1c", "hgb a1c": "hba1c", "hemoglobin a1c": "hba1c", "glycated hemoglobin": "hba1c",
-    "blood pressure": "bp", "systolic": "bp", "diastolic": "bp", "body mass index": "bmi",
-    "ldl c": "ldl", "ldl cholesterol": "ldl", "hdl c": "hdl", "hdl cholesterol": "hdl",
-    "gfr": "egfr", "e gfr": "egfr", "cr": "creatinine", "creat": "creatinine", "serum creatinine": "creatinine",
-    "flu shot": "flu", "flu vaccine": "flu", "influenza vaccine": "flu", "influenza": "flu",
-    "td": "tdap", "tetanus": "tdap", "measles": "mmr", "hr": "heart rate", "pulse": "heart rate",
-    "temp": "temperature", "body temperature": "temperature", "oxygen saturation": "spo2", "o2 sat": "spo2",
-    "o2 saturation": "spo2", "sao2": "spo2", "pulse ox": "spo2", "pulse oximetry": "spo2",
-    "body weight": "weight", "wt": "weight", "body height": "height", "ht": "height", "length": "height",
-    "sugar": "glucose", "blood sugar": "glucose", "blood glucose": "glucose", "rr": "respiratory rate",
-    "resp rate": "respiratory rate", "total cholesterol": "cholesterol", "tg": "triglycerides",
-    "triglyceride": "triglycerides", "htn": "hypertension", "high blood pressure": "hypertension",
-    "dm": "diabetes", "t2dm": "diabetes", "dm2": "diabetes", "type 2 diabetes": "diabetes",
-    "chronic kidney disease": "ckd", "hf": "heart failure", "chf": "heart failure",
-    "covid 19": "covid", "sars cov 2": "covid", "pneumonia vaccine": "pneumococcal", "pcv": "pneumococcal",
-    "hepatitis b": "hep b", "ed": "emergency", "er": "emergency", "ed visit": "emergency", "er visit": "emergency",
-    "check up": "checkup", "physical": "checkup", "annual physical": "checkup", "wellness visit": "checkup",
-    "xray": "x-ray", "x ray": "x-ray", "chest x ray": "x-ray",
-    "nt probnp": "bnp", "ntprobnp": "bnp", "pro bnp": "bnp", "probnp": "bnp", "chickenpox": "varicella",
-    "chicken pox": "varicella", "vzv": "varicella", "hctz": "hydrochlorothiazide", "asa": "aspirin",
-}
 #: Words that say nothing about *which* record is meant.
 FILLER = frozenset("""a an the of for in on at by to and or my her his their patient patients s
     level levels test tests testing result results value values reading readings measurement measurements
-    lab labs history recent latest last most all any trend trends over time record records""".split())
+    lab labs history recent latest last most all any trend trends over time record records score scores""".split())
 #: Words too generic to match on alone (they appear in many lab names).
 GENERIC = frozenset("blood serum plasma urine mass volume ratio total panel by in of with".split())
+#: Words that say what kind of record, not which: 'hep B vaccine' names the vaccine 'hep B'.
+KIND_WORDS = frozenset("vaccine vaccines vaccination vaccinations shot shots immunization immunizations jab booster "
+                       "visit visits encounter encounters medication medications med meds drug drugs pill pills "
+                       "tablet tablets diagnosis condition".split())
+SPECIMEN = frozenset("blood serum plasma".split())
+#: Code systems, as the vocabulary names them.
+SYSTEM_TAGS = {"loinc": "loinc", "snomed": "sct", "rxnorm": "rxnorm", "cvx": "cvx"}
 
 _CODE_LIKE = re.compile(r"^(\d[\d.\-]*\d|\d|[A-Z]\d\d(\.\w+)?)$")
+_PAREN = re.compile(r"\(([^)]*)\)")
 
 
 @dataclass
@@ -116,6 +74,7 @@ class Resolution:
     matches: list[Match] = field(default_factory=list)
     message: str = ""
     verbatim: bool = False  # the query was used as code(s) as given
+    how: str = ""  # 'code', 'vocabulary', 'group', 'lexical', 'semantic' or '' (no match)
 
     @property
     def codes(self) -> list[str]:
@@ -135,7 +94,12 @@ class Resolution:
 
 
 def normalise(text: str) -> str:
-    return " ".join(re.sub(r"[^0-9a-z]+", " ", text.lower()).split())
+    return norm(text)
+
+
+def _stem(word: str) -> str:
+    """'platelets' -> 'platelet': a plural names the same test."""
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
 
 
 def _words(text: str) -> list[str]:
@@ -146,26 +110,37 @@ def _phrase_in(phrase: str, display_norm: str) -> int:
     """0: absent; 2: display starts with the phrase; 1: the phrase is elsewhere (whole words)."""
     if not phrase:
         return 0
-    if display_norm == phrase or display_norm.startswith(phrase + " "):
+    p = " ".join(_stem(w) for w in phrase.split())
+    d = " ".join(_stem(w) for w in display_norm.split())
+    if d == p or d.startswith(p + " "):
         return 2
-    return 1 if f" {phrase} " in f" {display_norm} " else 0
+    return 1 if f" {p} " in f" {d} " else 0
+
+
+def _has(display_norm: str, phrase: str) -> bool:
+    """The phrase in the display as whole words; a vocabulary phrase ending in * is a word prefix."""
+    if phrase.endswith("*"):
+        return f" {phrase[:-1]}" in f" {display_norm}"
+    return f" {phrase} " in f" {display_norm} "
 
 
 def _word_present(word: str, display_words: list[str]) -> bool:
-    if word in display_words:
+    stems = [_stem(d) for d in display_words]
+    if _stem(word) in stems:
         return True
     return len(word) >= 5 and any(len(d) >= 5 and fuzz.ratio(word, d) >= TYPO_RATIO for d in display_words)
 
 
-def score(phrase: str, display: str) -> float:
-    """How well one (normalised) query phrase names a display: 0-100."""
+def score(phrase: str, display: str, strip: bool = True) -> float:
+    """How well one (normalised) query phrase names a display: 0-100 (``strip``: filler words
+    such as 'level' or 'test' need not be in the display)."""
     d = normalise(display)
     if not phrase or not d:
         return 0.0
     if phrase == d:
         return 100.0
-    words = [w for w in phrase.split() if w not in FILLER]
-    content = [w for w in words if w not in GENERIC]
+    words = [w for w in phrase.split() if w not in FILLER or not strip]
+    content = [w for w in words if w not in GENERIC and w not in FILLER]
     if not content:  # 'blood', 'serum level': names no particular record
         return 0.0
     where = _phrase_in(phrase, d)
@@ -173,54 +148,84 @@ def score(phrase: str, display: str) -> float:
         return 97.0 if where == 2 else 93.0
     dwords = d.split()
     if all(_word_present(w, dwords) for w in words):
-        exact = all(w in dwords for w in words)
+        exact = all(_stem(w) in {_stem(x) for x in dwords} for w in words)
         return 91.0 if exact else 88.0
     # Whole-string fuzzy similarity, for a typo spanning words; strict threshold.
     ratio = fuzz.token_set_ratio(phrase, d)
     return float(ratio) * 0.9 if ratio >= 95 else 0.0
 
 
-def expansions(query: str) -> tuple[list[str], set[str]]:
-    """The phrases to try for a query (itself plus synonyms) and any synonym codes."""
-    q = " ".join(_words(query)) or normalise(query)
-    phrases, codes = [q], set()
-    keys = {ALIASES.get(q, q)}
-    tokens = q.split()
-    if len(tokens) > 1 and not keys & SYNONYMS.keys():  # "hba1c ldl": per-word synonyms
-        for t in tokens:
-            key = ALIASES.get(t, t)
-            if key in SYNONYMS and t not in GENERIC:
-                keys.add(key)
-    for key in keys:
-        if key in SYNONYMS:
-            texts, known = SYNONYMS[key]
-            phrases += [normalise(t) for t in texts]
-            codes |= set(known)
-    return list(dict.fromkeys(p for p in phrases if p)), codes
+def name_forms(text: str) -> list[str]:
+    """The forms of a name to look up in the vocabulary, most literal first: as written, without
+    filler words, singular, without kind words ('vaccine', 'visit') or specimen words, and the
+    parts outside and inside parentheses ('tetanus-diphtheria (Td)')."""
+    raw = [text, _PAREN.sub(" ", text), *_PAREN.findall(text)]
+    forms: list[str] = []
+    for r in raw:
+        full = normalise(r)
+        words = [w for w in full.split() if w not in FILLER]
+        forms += [full, " ".join(words), " ".join(_stem(w) for w in words)]
+        kept = [w for w in words if w not in KIND_WORDS]
+        forms += [" ".join(kept), " ".join(w for w in kept if w not in SPECIMEN)]
+    return [f for f in dict.fromkeys(forms) if f]
+
+
+def _system_tag(system: str | None) -> str | None:
+    s = (system or "").lower()
+    return next((tag for key, tag in SYSTEM_TAGS.items() if key in s), None)
+
+
+def _fits(concept: Concept, system: str | None) -> bool:
+    tag = _system_tag(system)
+    return tag is None or tag in concept.systems
+
+
+def _excluded(concepts: list[Concept], display_norm: str) -> bool:
+    return any(_has(display_norm, x) for c in concepts for x in c.exclude)
+
+
+def _concept_hits(concepts: list[Concept], cands: list[Candidate]) -> list[Match]:
+    hits = []
+    for system, code, display in cands:
+        d = normalise(display or "")
+        for c in concepts:
+            if code in c.codes:
+                hits.append(Match(system, code, display, 100.0))
+                break
+            if _fits(c, system) and not _excluded([c], d) and any(_has(d, p) for p in c.phrases):
+                hits.append(Match(system, code, display, 97.0))
+                break
+    return _dedupe(hits)
 
 
 def _is_code(part: str, codes: set[str]) -> bool:
     return "|" in part or part in codes
 
 
-def resolve_codes(text: str, candidates: Iterable[Candidate], limit: int = 8) -> Resolution:
+def resolve_codes(text: str, candidates: Iterable[Candidate], limit: int = 8, *,
+                  semantic: Any = DEFAULT) -> Resolution:
     """Resolve ``text`` (a code, ``system|code``, a comma list, or a plain name such as
     'HbA1c') against the (system, code, display) the record holds. Returns the matching
-    codes with a sentence saying what was matched, or no codes and the closest names."""
+    codes with a sentence saying what was matched, or no codes and the closest names.
+    ``semantic``: a ``SemanticMatcher`` for the last stage, None for none, or (default) the
+    process default (``tools.ehr.semantic.default()``, off unless configured)."""
     text = (text or "").strip()
     cands = [(s, c, d) for s, c, d in candidates if c]
     present = {c for _, c, _ in cands}
     if not text:
         return Resolution(text, message="empty code/name")
+    matcher = _semantic.default() if semantic is DEFAULT else semantic
     parts = [p.strip() for p in text.split(",") if p.strip()]
     if parts and all(_is_code(p, present) for p in parts):
         return _as_codes(text, parts, cands)
-    result = _by_name(text, cands, limit)
+    result = _by_name(text, cands, limit, matcher)
     if not result.ok and len(parts) > 1:  # "HbA1c, LDL": each name on its own
-        found = [_by_name(p, cands, limit) for p in parts]
+        found = [_by_name(p, cands, limit, matcher) for p in parts]
         matches = [m for r in found for m in r.matches]
         if matches:
-            result = Resolution(text, _dedupe(matches), "; ".join(r.message for r in found))
+            hows = {r.how for r in found if r.ok}
+            result = Resolution(text, _dedupe(matches), "; ".join(r.message for r in found),
+                                how=hows.pop() if len(hows) == 1 else "mixed")
     if not result.ok and all(_is_code(p, present) or _CODE_LIKE.match(p) for p in parts):
         # A real-looking code the record does not hold: searched as given (it may sit in a
         # component, or the record holds none of it); the caller says so.
@@ -241,7 +246,8 @@ def _as_codes(text: str, parts: list[str], cands: list[Candidate]) -> Resolution
         hits = [(s, c, d) for s, c, d in cands if c == part]
         matches += [Match(s, c, d, 100.0) for s, c, d in hits] or [Match(None, part, None, 100.0)]
     matches = _dedupe(matches)
-    return Resolution(text, matches, f"used code {', '.join(m.describe() for m in matches)}", verbatim=True)
+    return Resolution(text, matches, f"used code {', '.join(m.describe() for m in matches)}", verbatim=True,
+                      how="code")
 
 
 def _dedupe(matches: list[Match]) -> list[Match]:
@@ -253,19 +259,78 @@ def _dedupe(matches: list[Match]) -> list[Match]:
     return out
 
 
-def _by_name(text: str, cands: list[Candidate], limit: int) -> Resolution:
-    phrases, known = expansions(text)
-    scored: list[Match] = []
+def _matched(text: str, matches: list[Match], how: str, note: str = "") -> Resolution:
+    return Resolution(text, matches, f"matched '{text}'{note} to {'; '.join(m.describe() for m in matches)}", how=how)
+
+
+def _by_name(text: str, cands: list[Candidate], limit: int, matcher: Any) -> Resolution:
+    forms = name_forms(text)
+    concepts = next((found for f in forms if (found := concepts_named(f))), [])
+    pool = cands
+    if concepts:
+        hits = _concept_hits(concepts, cands)
+        if hits:
+            group = any(c.group for c in concepts)
+            note = f" (a group: every {concepts[0].key} this record holds)" if group else ""
+            return _matched(text, hits, "group" if group else "vocabulary", note)
+        # A name the vocabulary knows but this record does not hold as coded: look further only
+        # among names of the concept's kind that its exclusions allow ('hemoglobin' never
+        # reaches 'Hemoglobin A1c', the lab 'potassium' never a potassium salt among drugs).
+        pool = [(s, c, d) for s, c, d in cands if any(_fits(k, s) for k in concepts)
+                and not _excluded(concepts, normalise(d or ""))]
+        forms = [*forms, *(k.key for k in concepts)]
+    # The name as written first ('pregnancy test' is Standard pregnancy test, not 'pregnancy'
+    # Pregnancy termination care), then its other forms.
+    literal = normalise(text)
+    found = _lexical([literal], pool, limit, strip=False) or _lexical(
+        [f for f in forms if len(f.split()) > 1 or not concepts], pool, limit)
+    if found:
+        return _matched(text, found, "lexical")
+    if matcher is not None and pool:
+        return _by_meaning(text, concepts[0].key if concepts else text, pool, matcher, cands)
+    return Resolution(text, message=f"no match for '{text}' in this record; {closest(text, cands)}")
+
+
+def _lexical(phrases: list[str], cands: list[Candidate], limit: int, strip: bool = True) -> list[Match]:
+    if strip:
+        phrases = list(dict.fromkeys(" ".join(_words(p)) or p for p in phrases if p))
+    scored = []
     for system, code, display in cands:
-        best = 100.0 if code in known else max((score(p, display or "") for p in phrases), default=0.0)
+        best = max((score(p, display or "", strip) for p in phrases), default=0.0)
         if best >= THRESHOLD:
             scored.append(Match(system, code, display, best))
     if not scored:
-        return Resolution(text, message=f"no match for '{text}' in this record; {closest(text, cands)}")
+        return []
     top = max(m.score for m in scored)
-    keep = sorted((m for m in scored if m.score >= top - MARGIN), key=lambda m: -m.score)[:limit]
-    keep = _dedupe(keep)
-    return Resolution(text, keep, f"matched '{text}' to {'; '.join(m.describe() for m in keep)}")
+    return _dedupe(sorted((m for m in scored if m.score >= top - MARGIN), key=lambda m: -m.score))[:limit]
+
+
+def _by_meaning(text: str, query: str, pool: list[Candidate], matcher: Any, cands: list[Candidate]) -> Resolution:
+    """The semantic stage: the nearest display, used only when near enough and clearly nearer
+    than any other code's; otherwise no code and the nearest names with their similarity."""
+    named = [(s, c, d) for s, c, d in pool if d]
+    ranked = matcher.rank(query, [d for _, _, d in named])
+    if not ranked:
+        return Resolution(text, message=f"no match for '{text}' in this record; {closest(text, cands)}")
+    best = ranked[0]
+    system, code, display = named[best.index]
+    runner_up = next((r.similarity for r in ranked[1:] if named[r.index][1] != code), -1.0)
+    if best.similarity >= matcher.threshold and best.similarity - runner_up >= matcher.margin:
+        m = Match(system, code, display, round(100 * best.similarity, 1))
+        return _matched(text, [m], "semantic", f" by meaning (similarity {best.similarity:.2f}, no name matched)")
+    why = "weak" if best.similarity < matcher.threshold else "ambiguous"
+    near = "; ".join(f"{r.name} ({r.similarity:.2f})" for r in _distinct(ranked, named)[:5])
+    return Resolution(text, message=f"no match for '{text}' in this record (nearest by meaning is {why}); "
+                                    f"closest names the record holds: {near}")
+
+
+def _distinct(ranked: list, named: list[Candidate]) -> list:
+    seen, out = set(), []
+    for r in ranked:
+        if named[r.index][1] not in seen:
+            seen.add(named[r.index][1])
+            out.append(r)
+    return out
 
 
 def closest(text: str, cands: list[Candidate], n: int = 5) -> str:
