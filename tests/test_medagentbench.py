@@ -1,0 +1,231 @@
+"""MedAgentBench-compatible runs over the fixture store: their task file, the generator, the
+protocol end to end with a scripted model (a right run and the ways to fail), agent mode."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agent.models.scripted import ScriptedChatModel
+from agent.trace.records import ModelCallRecord, RunEnd, RunHeader, ToolCallRecord
+from agent.trace.writer import load_trace
+from evals.bench.types import BenchCase, CaseContext
+from evals.medagentbench import make_benchmark
+from evals.medagentbench.benchmark import PUBLISHED, MedAgentBenchmark
+from evals.medagentbench.facts import facts_from_backend
+from evals.medagentbench.generate import generate_tasks
+from evals.medagentbench.grade import Facts, expected_answer
+from evals.medagentbench.protocol import MAX_ROUNDS, PROMPT, STORE_API_BASE
+from evals.medagentbench.tasks import KINDS, load_funcs, load_tasks, task_from_json
+from fhir_fixtures import PATIENTS, bundle_paths
+from tools.fhir.store import EmbeddedStore
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "medagentbench"
+MARIA = PATIENTS["diabetic"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> EmbeddedStore:
+    s = EmbeddedStore(f"sqlite:///{tmp_path_factory.mktemp('mab') / 'store.db'}")
+    assert s.load_paths(bundle_paths()).errors == []
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def bench(store) -> MedAgentBenchmark:
+    return MedAgentBenchmark("generated", backend=store, per_kind=3, seed=7)
+
+
+def ctx(tmp_path, model, store) -> CaseContext:
+    return CaseContext(model=model, model_label="scripted", backend=store, strategy="react", trace_dir=tmp_path)
+
+
+def case(bench, case_id) -> BenchCase:
+    return next(c for c in bench.cases() if c.id == case_id)
+
+
+def gold(c: BenchCase):
+    task = task_from_json(c.data)
+    return task, expected_answer(task, Facts.from_json(task.rules["facts"]))
+
+
+# -- their files -----------------------------------------------------------------------------
+
+def test_loader_reads_their_task_and_function_files():
+    if not (SHARED / "test_data_v2.json").is_file():
+        pytest.skip(f"MedAgentBench data not found at {SHARED}")
+    tasks = load_tasks(SHARED / "test_data_v2.json")
+    assert len(tasks) == 300 and {t.kind for t in tasks} == set(KINDS)
+    by_id = {t.id: t for t in tasks}
+    assert by_id["task1_1"].sol == ["S6534835"] and by_id["task2_1"].sol is None
+    assert by_id["task1_29"].sol == ["Patient not found"] and by_id["task1_29"].eval_mrn == ""
+    assert by_id["task4_1"].now == "2023-11-13T10:15:00+00:00" and by_id["task4_1"].code == "MG"
+    assert by_id["task5_1"].ndc == "0338-1715-40" and by_id["task9_1"].order_loinc == "2823-3"
+    assert by_id["task10_1"].code == "A1C" and by_id["task10_1"].order_loinc == "4548-4"
+    assert by_id["task8_1"].snomed == "306181000000106" and by_id["task8_1"].quoted.startswith("Situation:")
+    assert by_id["task3_1"].quoted == "118/77 mmHg" and by_id["task3_1"].flowsheet == "BP"
+    funcs = load_funcs(SHARED / "funcs_v1.json")
+    assert len(funcs) == 9 and funcs[0]["name"].startswith("GET {api_base}")
+
+
+def test_make_benchmark_on_their_file_describes_and_publishes(store):
+    if not (SHARED / "test_data_v2.json").is_file():
+        pytest.skip(f"MedAgentBench data not found at {SHARED}")
+    b = make_benchmark(str(SHARED / "test_data_v2.json"), None, "sqlite:///unused.db", "protocol", 0, None)
+    cases = b.cases()
+    assert [c.category for c in cases[:10]] == list(KINDS)          # interleaved: --limit samples every kind
+    d = b.describe()
+    assert len(d["data"]["tasks_sha256"]) == 64 and d["mode"] == "protocol" and d["seed"] == 0
+    assert {p["model"]: p["score"] for p in b.published()} == {"Claude 3.5 Sonnet v2": 69.67, "GPT-4o": 64.0,
+                                                               "Gemma 2 27B": 19.33}
+    assert all("comparable only" in p["note"] for p in PUBLISHED)
+
+
+# -- generator -------------------------------------------------------------------------------
+
+def test_generator_is_deterministic_and_covers_every_kind(store):
+    a = [t.to_json() for t in generate_tasks(store, 3, seed=1)]
+    assert a == [t.to_json() for t in generate_tasks(store, 3, seed=1)]
+    assert a != [t.to_json() for t in generate_tasks(store, 3, seed=2)]
+    assert {t["id"].split("_")[0] for t in a} == set(KINDS)
+    assert len({t["id"] for t in a}) == len(a)
+
+
+def test_generated_golds_match_the_data(store):
+    for task in generate_tasks(store, 3, seed=1):
+        assert Facts.from_json(task.rules["facts"]) == facts_from_backend(task, store), task.id
+        if task.kind == "task1":
+            name_dob = task.instruction.split("name ")[1].split("?")[0]
+            name, dob = name_dob.split(" and DOB of ")
+            hits = [p for p in PATIENTS.values() if p.name == name and p.birth_date == dob]
+            assert task.sol == ([hits[0].id] if hits else ["Patient not found"])
+        if task.kind == "task2":
+            p = next(p for p in PATIENTS.values() if p.id == task.eval_mrn)
+            now = task.now
+            age = int(now[:4]) - int(p.birth_date[:4]) - ((now[5:10]) < p.birth_date[5:10])
+            assert expected_answer(task, Facts.from_json(task.rules["facts"])) == [age]
+
+
+def test_generated_value_tasks_follow_the_window(store):
+    tasks = {t.id: t for t in generate_tasks(store, 3, seed=7)}
+    maria_glucose = [v for _, v in facts_from_backend(tasks["task4_1"], store).observations]
+    t = tasks["task4_1"]
+    got = expected_answer(t, Facts.from_json(t.rules["facts"]))[0]
+    assert got == -1 or got in maria_glucose
+
+
+# -- protocol mode ---------------------------------------------------------------------------
+
+def test_protocol_right_run_is_traced_and_graded(tmp_path, store, bench):
+    c = case(bench, "task4_1")
+    task, want = gold(c)
+    model = ScriptedChatModel(outputs=[f"GET {STORE_API_BASE}Observation?patient={task.eval_mrn}&code={task.code}",
+                                       f"FINISH({json.dumps(want)})"])
+    r = bench.run_case(c, ctx(tmp_path, model, store))
+    assert r.correct is True and r.status == "completed" and r.steps == 2 and r.tool_calls == 1
+    first = model.calls[0].text
+    assert first.startswith(PROMPT.split("{")[0]) and f"use {STORE_API_BASE} as the api_base" in first
+    assert task.instruction in first and task.context in first and '"GET {api_base}/Observation"' in first
+    reply = model.calls[1].messages[-1].text
+    assert reply.startswith("Here is the response from the GET request:\n{") and '"searchset"' in reply
+    records = load_trace(r.trace_path)
+    assert [type(x).__name__ for x in records] == ["RunHeader", "ModelCallRecord", "ToolCallRecord",
+                                                     "ModelCallRecord", "RunEnd"]
+    assert isinstance(records[2], ToolCallRecord) and records[2].name == "GET" and records[2].args["url"].endswith("&_format=json")
+    assert isinstance(records[-1], RunEnd) and records[-1].status == "completed"
+
+
+def test_protocol_order_task_posts_are_recorded_not_executed(tmp_path, store, bench):
+    c = case(bench, "task3_1")
+    task, _ = gold(c)
+    payload = {"resourceType": "Observation",
+               "category": [{"coding": [{"system": "http://hl7.org/fhir/observation-category", "code": "vital-signs",
+                                         "display": "Vital Signs"}]}],
+               "code": {"text": "BP"}, "effectiveDateTime": task.now, "status": "final", "valueString": task.quoted,
+               "subject": {"reference": f"Patient/{task.eval_mrn}"}}
+    before = store.search("Observation", [("patient", task.eval_mrn), ("_summary", "count")])["total"]
+    model = ScriptedChatModel(outputs=[f"POST {STORE_API_BASE}Observation\n{json.dumps(payload)}", "FINISH([])"])
+    r = bench.run_case(c, ctx(tmp_path, model, store))
+    assert r.correct is True, r.details
+    assert model.calls[1].messages[-1].text.startswith("POST request accepted")
+    assert store.search("Observation", [("patient", task.eval_mrn), ("_summary", "count")])["total"] == before
+    post = [x for x in load_trace(r.trace_path) if isinstance(x, ToolCallRecord)][0]
+    assert post.name == "POST" and post.args["payload"] == payload
+
+
+def test_protocol_wrong_value_bad_output_and_too_many_rounds(tmp_path, store, bench):
+    c = case(bench, "task7_1")
+    task, want = gold(c)
+    wrong = bench.run_case(c, ctx(tmp_path / "a", ScriptedChatModel(outputs=["FINISH([12345])"]), store))
+    assert wrong.correct is False and wrong.status == "completed" and "!=" in wrong.details["reason"]
+    bad = bench.run_case(c, ctx(tmp_path / "b", ScriptedChatModel(outputs=["The answer is 5."]), store))
+    assert bad.correct is False and bad.status == "invalid_action"
+    get = f"GET {STORE_API_BASE}Observation?patient={task.eval_mrn}&code={task.code}"
+    loop = ScriptedChatModel(outputs=[get] * MAX_ROUNDS)
+    limited = bench.run_case(c, ctx(tmp_path / "c", loop, store))
+    assert limited.correct is False and limited.status == "max_steps" and limited.steps == MAX_ROUNDS
+    assert loop.remaining == 0
+    assert isinstance(load_trace(limited.trace_path)[-1], RunEnd)
+
+
+def test_protocol_post_on_a_query_task_fails(tmp_path, store, bench):
+    c = case(bench, "task2_1")
+    _, want = gold(c)
+    model = ScriptedChatModel(outputs=[f'POST {STORE_API_BASE}Observation\n{{"resourceType": "Observation"}}',
+                                       f"FINISH({json.dumps(want)})"])
+    r = bench.run_case(c, ctx(tmp_path, model, store))
+    assert r.correct is False and "POST" in r.details["reason"]
+    right = bench.run_case(c, ctx(tmp_path / "r", ScriptedChatModel(outputs=[f"FINISH({json.dumps(want)})"]), store))
+    assert right.correct is True
+
+
+def test_protocol_get_errors_are_fed_back(tmp_path, store, bench):
+    c = case(bench, "task7_1")
+    model = ScriptedChatModel(outputs=[f"GET {STORE_API_BASE}Observation?nonsense=1", "FINISH([-1])"])
+    bench.run_case(c, ctx(tmp_path, model, store))
+    assert model.calls[1].messages[-1].text.startswith("Error in sending the GET request: 400")
+
+
+def test_protocol_model_failure_is_a_status(tmp_path, store, bench):
+    r = bench.run_case(case(bench, "task1_1"), ctx(tmp_path, ScriptedChatModel(outputs=[]), store))
+    assert r.status == "error" and r.correct is False and "ScriptExhausted" in r.error
+
+
+# -- agent mode ------------------------------------------------------------------------------
+
+def call(tool: str, **args) -> str:
+    return json.dumps({"tool": tool, "args": args})
+
+
+def answer(text: str) -> str:
+    return json.dumps({"answer": text})
+
+
+def test_agent_mode_value_answer_and_a_drafted_order(tmp_path, store):
+    agent = MedAgentBenchmark("generated", backend=store, per_kind=3, seed=7, mode="agent")
+    c = case(agent, "task7_1")
+    task, want = gold(c)
+    shown = f"{want[0]:.2f}" if isinstance(want[0], float) else str(want[0])   # tables round for reading
+    r = agent.run_case(c, ctx(tmp_path, ScriptedChatModel(outputs=[
+        call("search_records", resource_type="Observation", code=task.code, limit=3),
+        answer(f"The most recent value is {shown} (within the last 24 hours of the record).")]), store))
+    assert r.correct is True, r.details
+    assert r.details["finish"] == want
+
+    c = case(agent, "task8_1")
+    task, _ = gold(c)
+    r = agent.run_case(c, ctx(tmp_path / "o", ScriptedChatModel(outputs=[
+        call("draft_order", kind="ServiceRequest", code="306181000000106", system="SNOMED", priority="stat",
+             note=task.quoted),
+        answer("Drafted the orthopedic referral.")]), store))
+    assert r.correct is True, r.details
+    payload = r.details["posts"][0]
+    assert payload["resourceType"] == "ServiceRequest" and payload["note"]["text"] == task.quoted
+
+    r = agent.run_case(c, ctx(tmp_path / "p", ScriptedChatModel(outputs=[
+        call("draft_order", kind="ServiceRequest", code="306181000000106", system="SNOMED", note=task.quoted),
+        answer("Drafted.")]), store))
+    assert r.correct is False and "priority" in r.details["reason"]      # their payload must say stat
