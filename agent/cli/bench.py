@@ -89,23 +89,25 @@ def medagentbench(
     out_dir: OutOpt = None, seed: SeedOpt = 0,
     tasks: Annotated[str, typer.Option(help="Their task file (test_data_v2.json format), or 'generated' (tasks of the ten kinds over the store).")] = "generated",
     mode: Annotated[Literal["protocol", "agent"], typer.Option(help="protocol: their prompt and GET/POST/FINISH (comparable to the paper); agent: our agent and tools.")] = "protocol",
+    per_kind: Annotated[Optional[int], typer.Option(help="Generated tasks per kind (default: enough for --limit, else 5).", min=1)] = None,
     store: StoreOpt = None, fhir_url: FhirUrlOpt = None, config: ConfigOpt = None,
 ) -> None:
     """MedAgentBench-compatible tasks (evals/medagentbench), against a FHIR server by URL or our store."""
-    import evals.medagentbench as medagentbench_module
+    import evals.medagentbench as medagentbench_module   # their module: make_benchmark(...) -> Benchmark
 
     settings = settings_from(config, store=store, fhir_url=fhir_url, llm=llm)
     model, label = _model(settings.llm, settings)
     backend = backend_from(settings)
-    factory = getattr(medagentbench_module, "make_benchmark", None)
-    if factory is None:
-        err.print("[red]error:[/red] evals.medagentbench exposes no make_benchmark(...) yet")
-        raise typer.Exit(2)
-    bench = factory(tasks=tasks, mode=mode, backend=backend, fhir_url=settings.fhir_url,
-                    store=None if settings.fhir_url else settings.store, seed=seed)
+    try:
+        bench = medagentbench_module.make_benchmark(tasks=tasks, fhir_url=settings.fhir_url,
+                                                    store=None if settings.fhir_url else settings.store, mode=mode,
+                                                    seed=seed, limit=limit, backend=backend, per_kind=per_kind)
+    except (ValueError, FileNotFoundError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
     _run(bench, model=model, label=label, backend=backend, strategy=strategy if mode == "agent" else "protocol",
          limit=limit, concurrency=concurrency, out_dir=out_dir, seed=seed,
-         options={"tasks": tasks, "mode": mode, "fhir_url": settings.fhir_url})
+         options={"tasks": tasks, "mode": mode, "fhir_url": settings.fhir_url, "per_kind": per_kind})
 
 
 @app.command()
