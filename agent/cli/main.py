@@ -23,6 +23,8 @@ from . import images  # noqa: E402  (image search: one small edit to this shared
 app.add_typer(images.app, name="images")
 from . import guidelines  # noqa: E402  (guideline search: one small edit to this shared file)
 app.add_typer(guidelines.app, name="guidelines")
+from . import ehrqa  # noqa: E402  (EHRQA-style evaluation: one small edit to this shared file)
+app.add_typer(ehrqa.app, name="ehrqa")
 app.command("ask")(ask.ask)
 app.command("demo")(demo.demo)
 app.command("chat")(chat.chat)

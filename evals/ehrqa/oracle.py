@@ -28,7 +28,8 @@ from .tables import Table, parse
 from .vocab import words
 
 RESULT_HEADER = re.compile(r"^TOOL RESULT \([\w_]+\):\n", re.M)
-_TODAY = re.compile(r"\(Today is (\d{4}-\d{2}-\d{2})\.\)")
+# The reference date as the agent states it: "(Today is 2020-01-01.)" or "Reference date (today): 2020-01-01".
+_TODAY = re.compile(r"today\W{0,4}(?:is\W{1,2})?(\d{4}-\d{2}-\d{2})", re.I)
 _BORN = re.compile(r"\bborn (\d{4}-\d{2}-\d{2})")
 
 
@@ -104,6 +105,9 @@ class IdealPlanner(BaseChatModel):
 
     ideal: list[dict[str, Any]] = Field(default_factory=list)
     extract: dict[str, Any] = Field(default_factory=dict)
+    #: Pass the question's plain name as ``code`` (where the call has one) instead of the
+    #: codes: measures the tools' name resolution too, not only what they show.
+    names: bool = False
 
     @property
     def _llm_type(self) -> str:
@@ -116,6 +120,8 @@ class IdealPlanner(BaseChatModel):
             args = _fill(call.get("args", {}), results[-1] if results else None)
             if args is None:
                 return {"answer": "The previous result did not show what the next search needs."}
+            if self.names and call.get("name") and "code" in args:
+                args["code"] = call["name"]
             return {"tool": call["tool"], "args": args}
         last = results[-1] if results else ""
         return {"answer": answer_from(last, self.extract, _question_text(messages))}
@@ -136,13 +142,14 @@ def answer_row(q: Question, result: Any) -> dict[str, Any]:
             "seconds": result.seconds, "trace": result.trace_path}
 
 
-def run_oracle(backend, questions: Iterable[Question], *, traces: Path | None = None, on_row=None) -> list[dict[str, Any]]:
+def run_oracle(backend, questions: Iterable[Question], *, traces: Path | None = None, names: bool = False,
+               on_row=None) -> list[dict[str, Any]]:
     """Each question through ``run_question`` with the ideal planner; answers rows back."""
     from agent.run import run_question
 
     rows = []
     for q in questions:
-        model = IdealPlanner(ideal=q.ideal, extract=q.extract)
+        model = IdealPlanner(ideal=q.ideal, extract=q.extract, names=names)
         trace = traces / f"{q.id}.jsonl" if traces else None
         try:
             result = run_question(q.question, backend=backend, patient_id=q.patient_id or None, model=model,

@@ -49,12 +49,12 @@ def condition_existence(rec: PatientRecord, world: World, rng: random.Random) ->
         onset = min(day(c) for c in items if day(c)) if any(day(c) for c in items) else rec.last_day
         now = now_for(rng, rec, onset, None)
         out.append(_q(rec, "condition_existence", rng.choice(CONDITION_PHRASES).format(x=name), now, "yesno", "yes",
-                      [search("Condition", code=_tokens(items), date_to=now)], ANY_ROWS))
+                      [search("Condition", name, code=_tokens(items), date_to=now)], ANY_ROWS))
     names = [n for n in sorted(world.conditions) if n not in held and not _clashes(n, list(held))]
     for name in rng.sample(names, min(len(names), max(2, len(held)))):
         codes = ",".join(sorted(world.conditions[name]))
         out.append(_q(rec, "condition_existence", rng.choice(CONDITION_PHRASES).format(x=name), rec.last_day,
-                      "yesno", "no", [search("Condition", code=codes, date_to=rec.last_day)], ANY_ROWS))
+                      "yesno", "no", [search("Condition", name, code=codes, date_to=rec.last_day)], ANY_ROWS))
     return out
 
 
@@ -110,11 +110,11 @@ def immunization_date(rec: PatientRecord, world: World, rng: random.Random) -> l
         i = rng.randrange(len(days))
         now = now_for(rng, rec, days[i], days[i + 1] if i + 1 < len(days) else None)
         out.append(_q(rec, "immunization_date", rng.choice(LAST_VACCINE).format(x=name), now, "date", days[i],
-                      [search("Immunization", code=codes, date_to=now, limit=1)], FIRST_DATE))
+                      [search("Immunization", name, code=codes, date_to=now, limit=1)], FIRST_DATE))
         if len(days) > 1:
             now = now_for(rng, rec, days[-1], None)
             out.append(_q(rec, "immunization_date", rng.choice(FIRST_VACCINE).format(x=name), now, "date", days[0],
-                          [search("Immunization", code=codes, date_to=now, sort="date", limit=1)], FIRST_DATE))
+                          [search("Immunization", name, code=codes, date_to=now, sort="date", limit=1)], FIRST_DATE))
     return out
 
 
@@ -138,10 +138,10 @@ def medication_current(rec: PatientRecord, world: World, rng: random.Random) -> 
     for name, items in sorted(held.items()):
         gold = "yes" if any(m.get("status") == "active" for m in items) else "no"
         out.append(_q(rec, "medication_current", rng.choice(CURRENT_PHRASES).format(x=name), now, "yesno", gold,
-                      [search("MedicationRequest", code=_tokens(items), status="active", date_to=now)], ANY_ROWS))
+                      [search("MedicationRequest", name, code=_tokens(items), status="active", date_to=now)], ANY_ROWS))
     for name in _negative_drugs(rec, world, rng, list(held), 2):
         out.append(_q(rec, "medication_current", rng.choice(CURRENT_PHRASES).format(x=name), now, "yesno", "no",
-                      [search("MedicationRequest", code=",".join(sorted(world.drugs[name])), status="active",
+                      [search("MedicationRequest", name, code=",".join(sorted(world.drugs[name])), status="active",
                               date_to=now)], ANY_ROWS))
     return out
 
@@ -152,10 +152,10 @@ def medication_existence(rec: PatientRecord, world: World, rng: random.Random) -
     for name, items in sorted(held.items()):
         now = now_for(rng, rec, day(items[0]), None)
         out.append(_q(rec, "medication_existence", rng.choice(EVER_PHRASES).format(x=name), now, "yesno", "yes",
-                      [search("MedicationRequest", code=_tokens(items), date_to=now)], ANY_ROWS))
+                      [search("MedicationRequest", name, code=_tokens(items), date_to=now)], ANY_ROWS))
     for name in _negative_drugs(rec, world, rng, list(held), max(2, len(held))):
         out.append(_q(rec, "medication_existence", rng.choice(EVER_PHRASES).format(x=name), rec.last_day, "yesno",
-                      "no", [search("MedicationRequest", code=",".join(sorted(world.drugs[name])),
+                      "no", [search("MedicationRequest", name, code=",".join(sorted(world.drugs[name])),
                                     date_to=rec.last_day)], ANY_ROWS))
     return out
 
@@ -189,7 +189,7 @@ def medication_prescriber(rec: PatientRecord, world: World, rng: random.Random) 
             continue
         who = names.pop()
         out.append(_q(rec, "medication_prescriber", rng.choice(PRESCRIBER_PHRASES).format(x=name), now, "name", who,
-                      [search("MedicationRequest", code=_tokens(items), date_to=now, limit=1)],
+                      [search("MedicationRequest", name, code=_tokens(items), date_to=now, limit=1)],
                       {"kind": "first", "column": "by"}, accept=[f"Dr. {who}", who.split()[-1]]))
     return out
 
@@ -202,11 +202,11 @@ def medication_prescription_date(rec: PatientRecord, world: World, rng: random.R
             continue
         when, now, _ = _latest_as_of(rng, rec, items)
         out.append(_q(rec, "medication_prescription_date", rng.choice(LAST_RX).format(x=name), now, "date", when,
-                      [search("MedicationRequest", code=_tokens(items), date_to=now, limit=1)], FIRST_DATE))
+                      [search("MedicationRequest", name, code=_tokens(items), date_to=now, limit=1)], FIRST_DATE))
         if len(_series(items)) > 1:
             first, now = day(items[0]), rec.last_day
             out.append(_q(rec, "medication_prescription_date", rng.choice(FIRST_RX).format(x=name), now, "date", first,
-                          [search("MedicationRequest", code=_tokens(items), date_to=now, sort="date", limit=1)],
+                          [search("MedicationRequest", name, code=_tokens(items), date_to=now, sort="date", limit=1)],
                           FIRST_DATE))
     return out
 

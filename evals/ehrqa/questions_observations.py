@@ -81,11 +81,11 @@ def observation_value(rec: PatientRecord, world: World, rng: random.Random) -> l
         if rng.random() < 0.7:
             now = now_for(rng, rec, days[i], days[i + 1] if i + 1 < len(days) else None)
             question = rng.choice(LAST_VALUE).format(x=_name(code))
-            ideal = [search("Observation", code=codes, date_to=now, limit=1)]
+            ideal = [search("Observation", _name(code), code=codes, date_to=now, limit=1)]
         else:
             now = rec.last_day
             question = rng.choice(ON_DAY).format(x=_name(code), d=days[i])
-            ideal = [search("Observation", code=codes, date_from=days[i], date_to=days[i], limit=1)]
+            ideal = [search("Observation", _name(code), code=codes, date_from=days[i], date_to=days[i], limit=1)]
         out.append(_value_row(rec, "observation_value", question, now, obs, ideal))
     return out
 
@@ -114,8 +114,8 @@ def dependent_observation(rec: PatientRecord, world: World, rng: random.Random) 
             continue  # the visit's target value must be the only one that day (the tools filter by day)
         now = now_for(rng, rec, days[i], days[i + 1] if i + 1 < len(days) else None)
         question = rng.choice(DEPENDENT).format(a=_name(anchor_code), t=_name(target_code))
-        ideal = [search("Observation", code=token(*concept_of(anchor)[:2]), date_to=now, limit=1),
-                 search("Observation", code=token(*concept_of(target)[:2]), date_from="$prev.date",
+        ideal = [search("Observation", _name(anchor_code), code=token(*concept_of(anchor)[:2]), date_to=now, limit=1),
+                 search("Observation", _name(target_code), code=token(*concept_of(target)[:2]), date_from="$prev.date",
                         date_to="$prev.date", limit=1)]
         out.append(_value_row(rec, "dependent_observation", question, now, target, ideal))
     return out
@@ -141,7 +141,7 @@ def count_period(rec: PatientRecord, world: World, rng: random.Random) -> list[Q
             question = rng.choice(COUNT_SPAN).format(x=_name(code), a=a, b=b)
         n = sum(first <= day(o) <= last for o in rec.of("Observation") if token(*concept_of(o)[:2]) in codes.split(","))
         out.append(_q(rec, "count_period", question, rec.last_day, "count", n,
-                      [search("Observation", code=codes, date_from=first, date_to=last, limit=1)], TOTAL))
+                      [search("Observation", _name(code), code=codes, date_from=first, date_to=last, limit=1)], TOTAL))
     imm_years = sorted({day(i)[:4] for i in rec.of("Immunization") if day(i)})
     if imm_years:
         y = rng.choice(imm_years)
@@ -194,9 +194,11 @@ def age(rec: PatientRecord, world: World, rng: random.Random) -> list[Question]:
     if not rec.birth_date or not rec.last_day:
         return []
     end = min(rec.last_day, rec.death_day) if rec.death_day else rec.last_day
-    start = max(rec.birth_date[:10], min((day(e) for e in rec.of("Encounter") if day(e)), default=end))
-    now = now_for(rng, rec, start, None) if start <= end else end
-    now = min(now, end)
+    two = f"{int(rec.birth_date[:4]) + 2}{rec.birth_date[4:10]}".replace("-02-29", "-03-01")  # no 'age 0'
+    start = max(two, min((day(e) for e in rec.of("Encounter") if day(e)), default=end))
+    if start > end:
+        return []
+    now = min(now_for(rng, rec, start, None), end)
     return [_q(rec, "age", rng.choice(AGE_PHRASES), now, "number", age_on(rec.birth_date, now),
                [{"tool": "patient_summary", "args": {}}], {"kind": "age"}, tolerance=0)]
 

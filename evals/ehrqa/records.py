@@ -148,6 +148,11 @@ class Question:
         return cls(**{k: v for k, v in row.items() if k in names})
 
 
-def search(rtype: str, **args: Any) -> dict[str, Any]:
-    """An ideal search_records call (empty arguments dropped)."""
-    return {"tool": "search_records", "args": {"resource_type": rtype, **{k: v for k, v in args.items() if v not in (None, "")}}}
+def search(rtype: str, name: str | None = None, **args: Any) -> dict[str, Any]:
+    """An ideal search_records call (empty arguments dropped). ``name``: the plain name the
+    question used for ``code``, so an oracle can also try the tools' name resolution."""
+    call: dict[str, Any] = {"tool": "search_records",
+                            "args": {"resource_type": rtype, **{k: v for k, v in args.items() if v not in (None, "")}}}
+    if name:
+        call["name"] = name
+    return call

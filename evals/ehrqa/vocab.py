@@ -112,7 +112,7 @@ def _ingredient(part: str) -> str:
             break
         if w.lower() in _FORMS:
             continue
-        words.append(w.lower())
+        words.append(w if len(w) == 1 else w.lower())  # 'Penicillin V' keeps its V
     kept = [w for w in words if w not in _SALTS] or words
     name = " ".join(kept)
     return _DRUG_FIXES.get(name, name)
