@@ -38,13 +38,14 @@ def index(
         built, report = GuidelineIndex.build(folder, target, SentenceEmbedder(embedder),
                                              str(embedder.resolve()) if embedder else None)
     except (FileNotFoundError, ValueError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
         raise typer.Exit(EXIT_REFUSED) from exc
     for name, why in report.skipped.items():
         err.print(f"[yellow]skipped[/yellow] {name}: {why}")
     out.print(f"{target}: {len(built)} passages from {len(built.meta['files'])} files "
               f"({len(report.added)} added, {len(report.changed)} changed, {len(report.removed)} removed, "
-              f"{len(report.unchanged)} unchanged; {report.embedded} passages embedded with {built.embedder_name})")
+              f"{len(report.unchanged)} unchanged; {report.embedded} passages embedded with {built.embedder_name})",
+              soft_wrap=True, highlight=False)
 
 
 @app.command()
@@ -67,7 +68,7 @@ def search(
         retriever = open_retriever(index_dir, embedder, mode)  # type: ignore[arg-type]
         hits = retriever.search(query, k)
     except (FileNotFoundError, ValueError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
         raise typer.Exit(EXIT_REFUSED) from exc
     if as_json:
         print_json({"query": query, "mode": mode, "index": str(retriever.index.path),
@@ -78,9 +79,9 @@ def search(
         return
     for n, hit in enumerate(hits, start=1):
         p = hit.passage
-        out.print(f"[bold]{n}. {p.citation}[/bold]  score {hit.score:.4f}", highlight=False)
-        out.print(f"   {p.title} | {p.section}", markup=False, highlight=False)
+        out.print(f"[bold]{n}. {p.citation}[/bold]  score {hit.score:.4f}", highlight=False, soft_wrap=True)
+        out.print(f"   {p.title} | {p.section}", markup=False, highlight=False, soft_wrap=True)
         out.print(f"   source: {p.source}" + (f" ({p.date})" if p.date else "") + (f" {p.url}" if p.url else ""),
                   markup=False, highlight=False, soft_wrap=True)
-        out.print(f"   {' '.join(p.text.split())}", markup=False, highlight=False)
+        out.print(f"   {' '.join(p.text.split())}", markup=False, highlight=False, soft_wrap=True)
         out.print("")

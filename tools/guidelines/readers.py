@@ -204,7 +204,7 @@ def _read_html(raw: str) -> tuple[dict[str, str], list[Section]]:
         if tag.name in _HEADINGS:
             sections.append(Section(tag.get_text(" ", strip=True)))
         elif not any(parent.name in _BLOCKS for parent in tag.parents):   # outermost block only
-            text = " ".join(tag.get_text(" ", strip=True).split())
+            text = re.sub(r"\s+([.,;:!?)])", r"\1", " ".join(tag.get_text(" ", strip=True).split()))
             if text:
                 sections[-1].paragraphs.append(text)
     h1 = body.find("h1")

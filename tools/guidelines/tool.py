@@ -78,11 +78,11 @@ class GuidelineTools:
     """The guideline tool bound to one index; the retriever (and its model) loads on first call."""
 
     def __init__(self, index_path: str | Path | None = None, embedder_path: str | Path | None = None,
-                 mode: Mode = "fused"):
-        self.index_path = Path(index_path) if index_path is not None else None
+                 mode: Mode = "fused", retriever: GuidelineRetriever | None = None):
+        self.index_path = Path(index_path) if index_path is not None else retriever.index.path if retriever else None
         self.embedder_path = embedder_path
         self.mode = mode
-        self._retriever: GuidelineRetriever | None = None
+        self._retriever = retriever
         self._lock = threading.Lock()
 
     @property
