@@ -9,6 +9,11 @@ row's type, built exactly as the EHR session builds them (``tools.fhir.manifest.
 by default the union over all 40 patients (the most confusable set), with ``--per-patient``
 each patient's own codes too (expected = the expected codes that patient holds).
 
+Rows carry a ``split``: ``dev`` (written first; the vocabulary was then written against
+them) and ``holdout`` (written after the vocabulary, measured before any change made for
+them: lexical 82.0%, lexical+semantic 86.5% exact; the failures it showed were then fixed,
+so it is no longer unseen either). Figures print per split and overall.
+
 Exact = the set of resolved codes equals the expected set. Partial = overlaps it, wrong =
 resolved only codes outside it (for a negative row: anything at all), missed = nothing
 resolved where codes were expected. Target (issue 8): at least 95% exact.
@@ -78,6 +83,7 @@ def judge(resolved: set[str], expected: set[str]) -> str:
 def run(rows: list[dict], cands_for, semantic) -> dict:
     """Resolve every row; ``cands_for(row)`` -> [(candidates, expected codes), ...]."""
     counts: dict[str, int] = defaultdict(int)
+    splits: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     failures, seconds, n = [], 0.0, 0
     for row in rows:
         for cands, expected in cands_for(row):
@@ -88,9 +94,13 @@ def run(rows: list[dict], cands_for, semantic) -> dict:
             got = {m.code for m in res.matches}
             verdict = judge(got, expected)
             counts[verdict] += 1
+            split = splits[row.get("split", "all")]
+            split[0] += verdict == "exact"
+            split[1] += 1
             if verdict != "exact":
                 failures.append((row, sorted(expected), sorted(got), verdict, res.message))
-    return {"n": n, "counts": dict(counts), "failures": failures, "ms": 1000 * seconds / max(n, 1)}
+    return {"n": n, "counts": dict(counts), "splits": dict(splits), "failures": failures,
+            "ms": 1000 * seconds / max(n, 1)}
 
 
 def report(label: str, result: dict, show: int) -> None:
@@ -99,6 +109,8 @@ def report(label: str, result: dict, show: int) -> None:
     print(f"\n{label}: {exact:.1f}% exact of {n} (target >= {TARGET:.0f}%: {'met' if exact >= TARGET else 'NOT met'}); "
           f"partial {c.get('partial', 0)}, wrong {c.get('wrong', 0)}, missed {c.get('missed', 0)}; "
           f"{result['ms']:.2f} ms per resolution")
+    for split, (good, total) in sorted(result["splits"].items()):
+        print(f"  {split}: {100.0 * good / max(total, 1):.1f}% exact of {total}")
     for row, expected, got, verdict, message in result["failures"][:show]:
         print(f"  {verdict:7s} {row['resource_type']:17s} {row['name']!r}: expected {expected or 'none'}, got {got or 'none'}"
               f" | {message[:160]}")

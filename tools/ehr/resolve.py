@@ -26,7 +26,7 @@ from rapidfuzz.utils import default_process
 from tools.fhir.search_params import CODE_PARAM
 
 from . import semantic as _semantic
-from .vocabulary import Concept, concepts_named, norm
+from .vocabulary import WORD_FORMS, Concept, concepts_named, norm
 
 Candidate = tuple[str | None, str | None, str | None]  # system, code, display
 
@@ -45,7 +45,9 @@ GENERIC = frozenset("blood serum plasma urine mass volume ratio total panel by i
 KIND_WORDS = frozenset("vaccine vaccines vaccination vaccinations shot shots immunization immunizations jab booster "
                        "visit visits encounter encounters medication medications med meds drug drugs pill pills "
                        "tablet tablets diagnosis condition".split())
-SPECIMEN = frozenset("blood serum plasma".split())
+SPECIMEN = frozenset("blood serum plasma total".split())
+#: Doses, units and release forms: 'Lipitor 80 mg', 'metformin ER' name the drug.
+DOSE_WORDS = frozenset("mg mcg g ml kg lb lbs cm mmhg percent er xr xl sr dr ec ir tab tabs tablet tablets".split())
 #: Code systems, as the vocabulary names them.
 SYSTEM_TAGS = {"loinc": "loinc", "snomed": "sct", "rxnorm": "rxnorm", "cvx": "cvx"}
 
@@ -98,7 +100,9 @@ def normalise(text: str) -> str:
 
 
 def _stem(word: str) -> str:
-    """'platelets' -> 'platelet': a plural names the same test."""
+    """'platelets' -> 'platelet', 'colonoscopies' -> 'colonoscopy': a plural names the same thing."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
     return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
 
 
@@ -150,24 +154,40 @@ def score(phrase: str, display: str, strip: bool = True) -> float:
     if all(_word_present(w, dwords) for w in words):
         exact = all(_stem(w) in {_stem(x) for x in dwords} for w in words)
         return 91.0 if exact else 88.0
-    # Whole-string fuzzy similarity, for a typo spanning words; strict threshold.
-    ratio = fuzz.token_set_ratio(phrase, d)
+    # Whole-string fuzzy similarity, for a typo spanning words; strict threshold. (Not
+    # token_set_ratio: it scores 100 whenever one side's words are a subset of the other's,
+    # so 'urine microalbumin/creatinine ratio' matched plain 'Creatinine'.)
+    ratio = fuzz.token_sort_ratio(phrase, d)
     return float(ratio) * 0.9 if ratio >= 95 else 0.0
 
 
 def name_forms(text: str) -> list[str]:
     """The forms of a name to look up in the vocabulary, most literal first: as written, without
-    filler words, singular, without kind words ('vaccine', 'visit') or specimen words, and the
-    parts outside and inside parentheses ('tetanus-diphtheria (Td)')."""
+    filler words, singular, with letters joined ('W.B.C.' -> 'wbc') and word abbreviations
+    spelt out ('Plt ct' -> 'plt count', 'high BP' -> 'high blood pressure'), without kind words
+    ('vaccine', 'visit'), specimen words, doses and release forms ('Lipitor 80', 'metformin
+    ER'), and the parts outside and inside parentheses ('tetanus-diphtheria (Td)')."""
     raw = [text, _PAREN.sub(" ", text), *_PAREN.findall(text)]
     forms: list[str] = []
     for r in raw:
         full = normalise(r)
         words = [w for w in full.split() if w not in FILLER]
-        forms += [full, " ".join(words), " ".join(_stem(w) for w in words)]
-        kept = [w for w in words if w not in KIND_WORDS]
-        forms += [" ".join(kept), " ".join(w for w in kept if w not in SPECIMEN)]
+        forms += [full, " ".join(words), " ".join(_stem(w) for w in words), _join_letters(words)]
+        spelt = " ".join(WORD_FORMS.get(w, w) for w in words)
+        kept = [w for w in spelt.split() if w not in KIND_WORDS]
+        forms += [spelt, " ".join(kept), " ".join(w for w in kept if w not in SPECIMEN),
+                  " ".join(w for w in kept if w not in DOSE_WORDS and not w.isdigit())]
     return [f for f in dict.fromkeys(forms) if f]
+
+
+def _join_letters(words: list[str]) -> str:
+    out: list[str] = []
+    for w in words:
+        if len(w) == 1 and out and out[-1].isalpha() and len(out[-1]) < 4 and not out[-1] in FILLER:
+            out[-1] += w
+        else:
+            out.append(w)
+    return " ".join(out)
 
 
 def _system_tag(system: str | None) -> str | None:
@@ -266,28 +286,38 @@ def _matched(text: str, matches: list[Match], how: str, note: str = "") -> Resol
 def _by_name(text: str, cands: list[Candidate], limit: int, matcher: Any) -> Resolution:
     forms = name_forms(text)
     concepts = next((found for f in forms if (found := concepts_named(f))), [])
-    pool = cands
     if concepts:
         hits = _concept_hits(concepts, cands)
+        numbers = [w for w in normalise(text).split() if w.isdigit()]
+        if numbers and hits and all(_system_tag(m.system) == "rxnorm" for m in hits):  # 'Lipitor 80': that dose
+            hits = [m for m in hits if set(numbers) & set(normalise(m.display or "").split())] or hits
         if hits:
             group = any(c.group for c in concepts)
             note = f" (a group: every {concepts[0].key} this record holds)" if group else ""
             return _matched(text, hits, "group" if group else "vocabulary", note)
-        # A name the vocabulary knows but this record does not hold as coded: look further only
-        # among names of the concept's kind that its exclusions allow ('hemoglobin' never
-        # reaches 'Hemoglobin A1c', the lab 'potassium' never a potassium salt among drugs).
+        # A name the vocabulary knows that this record does not hold: no loose lexical guess
+        # ('hep A' must not become 'Hep B' nor 'follow-up visit' an allergy follow-up
+        # assessment), only every word as written ('pregnancy test' reached the concept
+        # 'pregnancy' by dropping 'test', but Standard pregnancy test is what it names).
+        found = _lexical([normalise(text)], cands, limit, strip=False)
+        if found:
+            return _matched(text, found, "lexical")
+        # The semantic stage may look further, among names of the concept's kind that its
+        # exclusions allow ('hemoglobin' never reaches 'Hemoglobin A1c', the lab 'potassium'
+        # never a potassium salt).
         pool = [(s, c, d) for s, c, d in cands if any(_fits(k, s) for k in concepts)
                 and not _excluded(concepts, normalise(d or ""))]
-        forms = [*forms, *(k.key for k in concepts)]
+        if matcher is not None and pool:
+            return _by_meaning(text, concepts[0].key, pool, matcher, cands)
+        return Resolution(text, message=f"no match for '{text}' in this record; {closest(text, cands)}")
     # The name as written first ('pregnancy test' is Standard pregnancy test, not 'pregnancy'
     # Pregnancy termination care), then its other forms.
     literal = normalise(text)
-    found = _lexical([literal], pool, limit, strip=False) or _lexical(
-        [f for f in forms if len(f.split()) > 1 or not concepts], pool, limit)
+    found = _lexical([literal], cands, limit, strip=False) or _lexical(forms, cands, limit)
     if found:
         return _matched(text, found, "lexical")
-    if matcher is not None and pool:
-        return _by_meaning(text, concepts[0].key if concepts else text, pool, matcher, cands)
+    if matcher is not None and cands:
+        return _by_meaning(text, text, cands, matcher, cands)
     return Resolution(text, message=f"no match for '{text}' in this record; {closest(text, cands)}")
 
 

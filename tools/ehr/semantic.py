@@ -27,8 +27,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-THRESHOLD = 0.62  # cosine below this is not the same thing (measured on the labelled list)
-MARGIN = 0.04     # the best code must beat the best other code by this much
+# Measured on the labelled names the lexical stages miss (benchmarks/name_resolution.py): right
+# answers sat at 0.64-0.92 with a lead of 0.10 or more over the next code; names the records do
+# not hold reached 0.75 ('hemoglobin A1c in urine' -> HbA1c in blood, lead 0.066) and 0.69
+# ('bronchial asthma' -> bronchitis, lead 0.012). Hence a threshold AND a lead.
+THRESHOLD = 0.62  # cosine below this is not the same thing
+MARGIN = 0.07     # the best code must beat the best other code by this much
 
 _BRACKETS = re.compile(r"\[[^\]]*\]|\((disorder|finding|procedure|situation|regime/therapy|record artifact)\)")
 

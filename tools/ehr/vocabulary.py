@@ -71,7 +71,7 @@ _c(L, "mpv|mean platelet volume|platelet mean volume", "32623-1", "platelet mean
 _c(L, "pdw|platelet distribution width", "32207-3", "platelet distribution width")
 _c(L, "cbc|complete blood count|full blood count|fbc|hemogram|blood count|blood counts",
    "58410-2 57021-8 6690-2 26464-8 789-8 718-7 4544-3 20570-8 787-2 785-6 786-4 21000-5 777-3 32207-3 32623-1")
-_c(L, "hba1c|a1c|hb a1c|hgb a1c|hemoglobin a1c|glycated hemoglobin|glycosylated hemoglobin|glycohemoglobin|"
+_c(L, "hba1c|a1c|hb a1c|hgb a1c|hgba1c|hba1c level|glycosylated hb|glycated hb|hemoglobin a1c|glycated hemoglobin|glycosylated hemoglobin|glycohemoglobin|"
    "haemoglobin a1c", "4548-4 17856-6 4549-2", "hemoglobin a1c|glycated hemoglobin")
 _c(L, "glucose|blood sugar|blood glucose|serum glucose|plasma glucose|sugar|bg|fasting glucose|fbg|fasting sugar",
    "2339-0 2345-7 41653-7", "glucose", "urine|presence")
@@ -92,12 +92,14 @@ _c(L, "globulin", "10834-0", "globulin mass volume in serum")
 _c(L, "egfr|gfr|e gfr|estimated gfr|glomerular filtration rate|estimated glomerular filtration rate",
    "33914-3 62238-1 48643-1 48642-3 69405-9 98979-8", "glomerular filtration rate")
 _c(L, "uacr|acr|microalbumin|urine microalbumin|microalbumin creatinine ratio|albumin creatinine ratio|"
-   "urine albumin creatinine ratio|urine albumin to creatinine ratio|albumin to creatinine ratio|microalbuminuria",
+   "urine albumin creatinine ratio|urine albumin to creatinine ratio|urine microalbumin creatinine ratio|albumin to creatinine ratio|microalbuminuria",
    "14959-1 9318-7 32294-1", "microalbumin creatinine|albumin creatinine")
 _c(L, "bmp|basic metabolic panel|chem 7|chem7|basic panel|lytes|electrolytes",
    "51990-0 2339-0 2345-7 6299-2 3094-0 2160-0 38483-4 49765-1 17861-6 2947-0 2951-2 6298-4 2823-3 2069-3 2075-0 "
    "20565-8 2028-9")
 _c(L, "cmp|comprehensive metabolic panel|chem 14|chem14", "24323-8 24321-2")
+_c(L, "liver enzymes|transaminases|aminotransferases|lft enzymes", "1742-6 1920-8")
+_c(L, "h and h|h h|hh|hemoglobin and hematocrit|hgb hct|hgb and hct|h&h", "718-7 20509-6 30313-1 4544-3 20570-8 31100-1")
 _c(L, "lft|lfts|liver function tests|liver panel|hepatic panel", "24325-3 1742-6 1920-8 6768-6 1975-2 1751-7 2885-2")
 _c(L, "lipid panel|lipids|lipid profile|fasting lipids|cholesterol panel",
    "57698-3 24331-1 2093-3 18262-6 13457-7 2089-1 2085-9 2571-8")
@@ -131,7 +133,7 @@ _c(L, "heart rate|hr|pulse|pulse rate|heart beat", "8867-4", "heart rate|pulse r
 _c(L, "respiratory rate|rr|resp rate|respirations|breathing rate", "9279-1", "respiratory rate")
 _c(L, "spo2|oxygen saturation|o2 sat|o2 saturation|sao2|pulse ox|pulse oximetry|sats", "59408-5 2708-6",
    "oxygen saturation")
-_c(L, "pain score|pain scale|pain severity|pain level|pain rating|pain", "72514-3", "pain severity")
+_c(L, "nrs|numeric rating scale|nrs pain|verbal numeric rating|pain score|pain scale|pain severity|pain level|pain rating|pain", "72514-3", "pain severity")
 _c(L + " " + S, "smoking status|smoking|tobacco use|tobacco|smoker|tobacco smoking|current smoker|cigarettes",
    "72166-2 449868002 65568007 266919005 8517006", "smoking status|smokes tobacco")
 _c(L, "urine ph", "5803-2", "ph of urine")
@@ -214,8 +216,7 @@ _c(S, "depression|major depression|mdd|depressive disorder", "370143000 36923009
 _c(S, "covid|covid 19|coronavirus|sars cov 2", "840539006", "covid 19")
 
 # -- groups: "any <kind>" questions ------------------------------------------------------------
-_c(S, "lung disease|lung diseases|lung condition|pulmonary disease|respiratory disease|chronic lung disease|"
-   "respiratory condition", "10509002 185086009 13645005 87433001 195967001 233678006 233604007 254637007",
+_c(S, "lung disease|lung diseases|lung condition|pulmonary disease|respiratory disease|respiratory condition", "10509002 185086009 13645005 87433001 195967001 233678006 233604007 254637007",
    "bronchitis|pneumonia|asthma|emphysema|chronic obstructive|pulmonary|lung|bronchiectasis",
    "management|rehabilitation|transplant|pulmonary embolism", group=True)
 _c(S, "heart disease|heart condition|cardiac disease|heart problem|cardiac condition|cardiovascular disease",
@@ -272,6 +273,7 @@ _c(S, "food allergy|food allergies", "91930004 417532002 91934008 91935009 42017
    "eggs|fish|nut|peanuts|wheat|shellfish|milk|soya|soy", group=True)
 _c(S, "environmental allergy|pollen allergy|pollen allergies", "418689008 419263009",
    "pollen", group=True)
+_c(S, "nut allergy|tree nut allergy|tree nuts allergy|allergy to nuts", "91934008", "allergy to nut")
 _c(S, "cat allergy|dog allergy|pet allergy|animal dander allergy", "232347008", "dander")
 _c(S, "bee sting allergy|bee allergy|insect sting allergy|venom allergy", "424213003", "bee venom")
 
@@ -284,7 +286,9 @@ for _names, _phrases in [
     ("acetaminophen|tylenol|paracetamol|apap", "acetaminophen|tylenol"),
     ("percocet|oxycodone acetaminophen|oxycodone and acetaminophen", "acetaminophen 325 mg oxycodone"),
     ("vicodin|norco|hydrocodone acetaminophen|hydrocodone", "hydrocodone|vicodin|norco"),
-    ("oxycodone|oxycontin|roxicodone", "oxycodone|oxycontin"), ("ibuprofen|motrin|advil", "ibuprofen|motrin|advil"),
+    ("oxycodone|roxicodone", "oxycodone"), ("oxycontin|oxycodone er|oxycodone extended release",
+                                            "oxycontin|12 hr oxycodone"),
+    ("mirena|mirena iud|hormonal iud|levonorgestrel iud", "mirena|levonorgestrel 52"), ("ibuprofen|motrin|advil", "ibuprofen|motrin|advil"),
     ("naproxen|aleve|naprosyn", "naproxen|aleve"), ("clopidogrel|plavix", "clopidogrel|plavix"),
     ("warfarin|coumadin|jantoven", "warfarin|coumadin"), ("furosemide|lasix", "furosemide|lasix"),
     ("amlodipine|norvasc", "amlodipine|norvasc"), ("sertraline|zoloft", "sertraline|zoloft"),
@@ -380,7 +384,7 @@ _c(S, "postpartum visit|postnatal visit|post partum visit", "169762003", "postna
 _c(S, "sick visit|problem visit|visit for a problem|acute visit", "185347001", "encounter for problem")
 _c(S, "detox|rehab|drug rehab|drug rehabilitation|detoxification", "56876005", "detoxification|drug rehabilitation")
 _c(S, "colonoscopy|scope", "73761001", "colonoscopy")
-_c(S, "c section|cesarean|cesarean section|caesarean|c sec", "11466000", "cesarean")
+_c(S, "c section|cesarean|cesarean section|caesarean|c sec|cesarean delivery|c section delivery", "11466000", "cesarean")
 _c(S, "tubal ligation|tubes tied|btl", "287664005", "tubal ligation")
 _c(S, "iud insertion|iud placement|iud", "65200003", "insertion of intrauterine")
 _c(S, "pci|stent|coronary stent|angioplasty|percutaneous coronary intervention", "415070008",
@@ -407,6 +411,14 @@ _c(L, "urinalysis|ua|urine test|urine dipstick", "24357-6 24356-8", "urinalysis"
 _c(L, "death certificate", "69409-1", "certificate of death")
 _c(L, "cause of death", "69453-9", "cause of death")
 
+
+#: Word abbreviations and spellings clinicians write -> the word the vocabulary uses.
+WORD_FORMS = {
+    "bp": "blood pressure", "temp": "temperature", "ct": "count", "cnt": "count", "hb": "hemoglobin",
+    "hgb": "hemoglobin", "fib": "fibrillation", "mold": "mould", "hx": "history", "haemoglobin": "hemoglobin",
+    "anaemia": "anemia", "caesarean": "cesarean", "oesophageal": "esophageal", "tumour": "tumor", "wt": "weight",
+    "ht": "height", "chol": "cholesterol", "glu": "glucose", "creat": "creatinine", "lvl": "level",
+}
 
 #: name -> the concepts it names (one name may name a concept in several code systems:
 #: 'covid' is a disorder among Conditions and a vaccine among Immunizations).
