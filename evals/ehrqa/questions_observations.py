@@ -66,7 +66,7 @@ def _value_row(rec, category, question, now, obs, ideal, extract=FIRST_VALUE) ->
 
 LAST_VALUE = ("What was the patient's most recent {x}?", "What is the latest {x} on record?",
               "What was the last recorded {x} for this patient?")
-ON_DAY = ("What was the patient's {x} on {d}?", "What {x} was recorded on {d}?")
+ON_DAY = ("What was the patient's {x} on {d}?", "What {x} value was recorded on {d}?")
 
 
 def observation_value(rec: PatientRecord, world: World, rng: random.Random) -> list[Question]:
