@@ -1,0 +1,128 @@
+"""The chat's parts in-process: the streamed-answer reader, a turn in its worker thread (events
+in order, stopping it, the session surviving a stopped turn) and the sessions index."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+from langchain_core.outputs import ChatResult
+
+from agent.chat.sessions import SessionStore
+from agent.chat.turn import AnswerStream, StreamTap, TurnWorker
+from agent.models.scripted import ScriptedChatModel
+from agent.run import build_graph, run_question
+from agent.trace.writer import load_trace
+from fhir_fixtures import PATIENTS, bundle_paths
+from tools.fhir.store import EmbeddedStore
+
+MARIA = PATIENTS["diabetic"]
+
+
+class StreamingScripted(ScriptedChatModel):
+    """Replays its script and streams each output character by character (``delay`` apart)."""
+
+    delay: float = 0.0
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
+        result = super()._generate(messages, stop=stop, run_manager=None, **kwargs)
+        if run_manager is not None:
+            for ch in result.generations[0].message.content:
+                time.sleep(self.delay)
+                run_manager.on_llm_new_token(ch)
+        return result
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> EmbeddedStore:
+    s = EmbeddedStore(f"sqlite:///{tmp_path_factory.mktemp('chatturn') / 'store.db'}")
+    assert s.load_paths(bundle_paths()).errors == []
+    return s
+
+
+def test_answer_stream_reads_the_answer_as_it_grows():
+    text = 'Line one\n"quoted" é \\ done'
+    raw = json.dumps({"answer": text})
+    stream, shown = AnswerStream(), ""
+    for ch in raw:                                   # one character at a time: escapes arrive split
+        shown += stream.feed(ch)
+        assert text.startswith(shown)
+    assert shown == text
+    tool = AnswerStream()
+    assert all(tool.feed(ch) == "" for ch in json.dumps({"tool": "search_records", "args": {"code": "answer"}}))
+
+
+def _job(store, model, session_id, checkpointer, trace_path, question="What was her last HbA1c?"):
+    def job(exporter):
+        return run_question(question, backend=store, patient_id=MARIA.id, model=model, model_label="scripted",
+                            trace_path=trace_path, session_id=session_id, checkpointer=checkpointer,
+                            exporters=[exporter])
+    return job
+
+
+def _drain(worker: TurnWorker) -> list:
+    events = []
+    while True:
+        event = worker.events.get(timeout=30)
+        events.append(event)
+        if event.kind == "done":
+            return events
+
+
+def test_a_turn_reports_model_starts_tokens_and_tool_calls_in_order(store, tmp_path):
+    model = StreamingScripted(outputs=[json.dumps({"tool": "search_records", "args": {"resource_type": "Observation",
+                                                                                      "code": "HbA1c"}}),
+                                       json.dumps({"answer": "7.1 %"})])
+    tap = StreamTap()
+    model.callbacks = [tap]
+    worker = TurnWorker(_job(store, model, None, None, tmp_path / "t.jsonl"), tap).start()
+    events = _drain(worker)
+    kinds = [e.kind if e.kind != "record" else e.data.type for e in events]
+    assert kinds[0] == "run_header" and kinds[-2:] == ["run_end", "done"]
+    first_tool = kinds.index("tool_call")
+    assert kinds.index("model_start") < kinds.index("token") < first_tool     # live, before the tool ran
+    assert "model_start" in kinds[first_tool:] and "token" in kinds[first_tool:]
+    stream = AnswerStream()
+    shown = "".join(stream.feed(e.data) for e in events[first_tool:] if e.kind == "token")
+    assert shown == "7.1 %" and worker.result.status == "completed" and tap.turn is None
+
+
+def test_stopping_a_turn_ends_its_trace_as_interrupted_and_keeps_the_session(store, tmp_path):
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    saver = InMemorySaver()
+    first = ScriptedChatModel(outputs=[json.dumps({"answer": "Yes, type 2."})])
+    run_question("Does she have diabetes?", backend=store, patient_id=MARIA.id, model=first, model_label="s",
+                 session_id="s1", checkpointer=saver)
+    slow = StreamingScripted(outputs=[json.dumps({"answer": "x" * 400})], delay=0.01)
+    tap = StreamTap()
+    slow.callbacks = [tap]
+    trace = tmp_path / "stopped.jsonl"
+    worker = TurnWorker(_job(store, slow, "s1", saver, trace, "And since when?"), tap).start()
+    while worker.events.get(timeout=30).kind != "token":
+        pass
+    started = time.perf_counter()
+    worker.stop()
+    assert worker.join(10) and time.perf_counter() - started < 5
+    assert worker.stopped and worker.result is None and worker.error is None
+    end = load_trace(trace)[-1]
+    assert end.type == "run_end" and end.status == "interrupted"
+    third = ScriptedChatModel(outputs=[json.dumps({"answer": "Since 2017."})])
+    run_question("Since when?", backend=store, patient_id=MARIA.id, model=third, model_label="s",
+                 session_id="s1", checkpointer=saver)
+    assert "Earlier question: Does she have diabetes?" in third.calls[0].text   # the stopped turn lost nothing
+    state = build_graph("react", saver).get_state({"configurable": {"thread_id": "s1"}}).values
+    assert state["answer"] == "Since 2017." and threading.active_count() < 20
+
+
+def test_sessions_index_lists_newest_first_and_finds_by_prefix(tmp_path):
+    store = SessionStore(tmp_path)
+    a = store.create("p1", "Maria Garcia", "scripted")
+    time.sleep(1.1)
+    b = store.create("p2", "James Okafor", "scripted")
+    assert [s.id for s in store.list()] == [b.id, a.id]
+    assert store.get(a.id[:5]).patient == "p1" and store.get("nope") is None
+    assert store.next_trace_path(a.id).name == "turn-001.jsonl"
+    assert SessionStore(tmp_path).get(b.id).patient_name == "James Okafor"   # another process reads the same index
