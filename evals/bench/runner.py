@@ -37,7 +37,7 @@ from .types import BenchCase, Benchmark, CaseContext, CaseResult
 from agent.batch import ResultsFile, run_pool
 
 # What must match for a folder's finished cases to be reused.
-IDENTITY = ("benchmark", "model", "strategy", "seed")
+IDENTITY = ("benchmark", "model", "strategy", "seed", "options", "roles", "data")
 VERSIONED = ("medagent", "langgraph", "langchain-core", "transformers", "torch", "llama-cpp-python",
              "openai", "scipy", "matplotlib", "rich")
 
