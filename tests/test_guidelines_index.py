@@ -131,6 +131,9 @@ def test_search_guidelines_tool_cites_sections(corpus: Path, tmp_path: Path):
     assert "Guideline/a1c#goal | HbA1c goals | Goal | Test agency; 2024-01" in result.text
     assert "Below 7 percent" in result.text and len(result.resources) == 2
     assert {i for i in result.ids} <= {p.citation for p in index.passages}
+    assert tools.describe("Guideline/a1c#goal") == (
+        "Guideline/a1c#goal: HbA1c goals — Goal (Test agency, 2024-01) https://example.gov/a1c.md")
+    assert tools.describe("Guideline/a1c#nothing") is None
 
 
 def test_search_guidelines_failures_are_results(tmp_path: Path, corpus: Path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import threading
 from pathlib import Path
 from typing import Any, Callable
@@ -94,6 +95,17 @@ class GuidelineTools:
 
     def tools(self) -> list[Callable[..., ToolResult]]:
         return [self.search_guidelines]
+
+    def describe(self, citation: str) -> str | None:
+        """One line for a citation id (chat's /sources): title, section, source, date, URL; None
+        when the index holds no such section. Not a tool: the planner never sees it."""
+        citation = re.sub(r":\d+$", "", citation.strip())           # a passage key names its section too
+        passage = next((p for p in self.retriever.index.passages if p.citation == citation), None)
+        if passage is None:
+            return None
+        origin = ", ".join(x for x in (passage.source, passage.date) if x)
+        return f"{citation}: {passage.title} — {passage.section}" + (f" ({origin})" if origin else "") + (
+            f" {passage.url}" if passage.url else "")
 
     def search_guidelines(self, query: str, k: int = 5) -> ToolResult:
         """Search clinical practice guidelines (screening, immunization schedules, treatment targets).
