@@ -104,13 +104,13 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean([len(set(f) & set(t)) / K for f, t in zip(found, truth)]))
 
 
-def build(factory: str, data: Data, train: bool) -> tuple[faiss.Index, float]:
+def build(factory: str, data: Data, train: bool, train_per_list: int = 40) -> tuple[faiss.Index, float]:
     index = faiss.index_factory(data.dim, factory, faiss.METRIC_INNER_PRODUCT)
     t = time.perf_counter()
     if train:
         ivf = faiss.extract_index_ivf(index)
         ivf.cp.niter = 10  # k-means converges enough for search in 10 rounds; the default 25 costs 2.5x
-        index.train(data.sample(min(data.n, 40 * ivf.nlist)))
+        index.train(data.sample(min(data.n, train_per_list * ivf.nlist)))
     if factory.startswith("HNSW"):
         index.hnsw.efConstruction = 40
     for chunk in data.chunks():
@@ -138,9 +138,9 @@ def bench_size(size: int, args: argparse.Namespace) -> list[dict]:
     print(rows[-1], flush=True)
     del flat
     if "ivf" in args.kinds:
-        nlist = ivf_nlist(size)
+        nlist = args.nlist or ivf_nlist(size)
         factory = f"IVF{nlist},Flat"
-        index, build_s = build(factory, data, train=True)
+        index, build_s = build(factory, data, train=True, train_per_list=args.train_per_list)
         mem = index_bytes(index)
         for nprobe in [p for p in NPROBES if p <= nlist]:
             index.nprobe = nprobe
@@ -182,6 +182,8 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=1152)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--hnsw-m", type=int, default=32)
+    parser.add_argument("--nlist", type=int, default=None, help="IVF lists (default: the index's rule, ~4 sqrt(n))")
+    parser.add_argument("--train-per-list", type=int, default=40, help="k-means training vectors per IVF list")
     parser.add_argument("--threads", type=int, default=None, help="faiss OpenMP threads (default: all cores)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")

@@ -210,6 +210,17 @@ def test_classify_image_is_siglip_sigmoid(built, encoder):
     assert result.ids == [f"Image/{sha[:12]}"]  # an indexed image is cited
 
 
+def test_bound_session_hides_other_patients_identity(built, encoder):
+    folder, index, _ = built
+    tools = ImageTools(index.path, encoder.path, encoder, patient_id="pat-2")
+    hits = tools.search_images(query_image=str(folder / "retina.png"), k=8).resources
+    retina = next(h for h in hits if h["metadata"].get("labels") == "diabetic retinopathy; fundus")
+    assert retina["path"] is None and retina["metadata"]["patient_id"] == "(another patient)"
+    assert "report" not in retina["metadata"] and "site" not in retina["metadata"]
+    own = next(h for h in hits if h["metadata"].get("patient_id") == "pat-2")
+    assert own["metadata"]["report"].startswith("No acute") and own["path"].endswith("RG1_UNCI.dcm")
+
+
 def test_tool_failures_are_results(built, encoder):
     folder, index, _ = built
     tools = ImageTools(index.path, encoder.path, encoder)

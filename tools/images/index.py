@@ -81,7 +81,7 @@ class Hit:
         meta = {c: self.row.get(c, "") for c in META_COLUMNS if self.row.get(c)}
         meta.update(self.row.get("extra") or {})
         frame = self.row.get("frame", -1)
-        return {"id": self.citation_id, "path": self.row["path"], "frame": None if frame < 0 else frame,
+        return {"id": self.citation_id, "path": self.row["path"] or None, "frame": None if frame < 0 else frame,
                 "score": round(self.score, 4), "metadata": meta}
 
 

@@ -40,16 +40,22 @@ def hit_row(rank: int, hit: Hit) -> dict[str, str]:
     r = hit.row
     return {"rank": str(rank), "score": f"{hit.score:.3f}", "id": hit.citation_id, "modality": r.get("modality", ""),
             "body part": r.get("body_part", ""), "labels": r.get("labels", ""), "patient": r.get("patient_id", ""),
-            "report": r.get("report", ""), "path": Path(r["path"]).name + (f" frame {r['frame']}" if r.get("frame", -1) >= 0 else "")}
+            "report": r.get("report", ""),
+            "path": Path(r["path"]).name + (f" frame {r['frame']}" if r.get("frame", -1) >= 0 else "") if r["path"] else ""}
 
 
 class ImageTools:
     """Image search and zero-shot classification over one index with one encoder."""
 
-    def __init__(self, index_path: str | Path, encoder_path: str | Path, encoder: ImageEncoder | None = None):
+    def __init__(self, index_path: str | Path, encoder_path: str | Path, encoder: ImageEncoder | None = None,
+                 patient_id: str | None = None):
+        """``patient_id``: the patient an agent session is bound to. Hits from other patients then
+        keep their image findings (modality, body part, labels: the point of similar cases) but
+        lose what identifies them or their record (patient id, report, file path, extra columns)."""
         self.index = ImageIndex(index_path)
         self.encoder_path = Path(encoder_path).expanduser()
         self._encoder = encoder
+        self.patient_id = patient_id
 
     @property
     def encoder(self) -> ImageEncoder:
@@ -89,9 +95,17 @@ class ImageTools:
             return ToolResult(text=f"No images in the index at {self.index.path} ({m['count']} indexed).")
         head = (f"{len(hits)} most similar of {m['count']} indexed images ({m['model']} embeddings, cosine similarity, "
                 f"best first):")
+        hits = [self._scoped(h) for h in hits]
         rows = [hit_row(i, h) for i, h in enumerate(hits, 1)]
         return ToolResult(text=head + "\n" + table(rows, columns=HIT_COLUMNS), ids=[h.citation_id for h in hits],
                           resources=[h.as_json() for h in hits])
+
+    def _scoped(self, hit: Hit) -> Hit:
+        owner = hit.row.get("patient_id") or ""
+        if self.patient_id is None or not owner or owner == self.patient_id:
+            return hit
+        row = {**hit.row, "patient_id": "(another patient)", "report": "", "path": "", "extra": {}}
+        return Hit(hit.score, row)
 
     @_tool
     def classify_image(self, image: str, labels: list[str]) -> ToolResult:
@@ -119,14 +133,16 @@ class ImageTools:
                           resources=[{"label": label, "probability": p} for label, p in ranked])
 
 
-def image_tools(index_path: str | Path | None, encoder_path: str | Path | None,
-                encoder: ImageEncoder | None = None) -> list[Callable[..., ToolResult]]:
-    """[search_images, classify_image] when an encoder folder is configured and the index exists, else []."""
+def image_tools(index_path: str | Path | None, encoder_path: str | Path | None, encoder: ImageEncoder | None = None,
+                patient_id: str | None = None) -> list[Callable[..., ToolResult]]:
+    """[search_images, classify_image] when an encoder folder is configured and the index exists, else [].
+
+    Pass the bound patient's id as ``patient_id`` in an agent session (see ``ImageTools``)."""
     if not encoder_path or not Path(encoder_path).expanduser().joinpath("config.json").is_file():
         return []
     if not index_path or not ImageIndex(index_path).exists:
         return []
-    return ImageTools(index_path, encoder_path, encoder).tools()
+    return ImageTools(index_path, encoder_path, encoder, patient_id).tools()
 
 
 def unavailable_reason(index_path: str | Path | None, encoder_path: str | Path | None) -> str | None:
