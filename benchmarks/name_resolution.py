@@ -112,8 +112,8 @@ def report(label: str, result: dict, show: int) -> None:
     for split, (good, total) in sorted(result["splits"].items()):
         print(f"  {split}: {100.0 * good / max(total, 1):.1f}% exact of {total}")
     for row, expected, got, verdict, message in result["failures"][:show]:
-        print(f"  {verdict:7s} {row['resource_type']:17s} {row['name']!r}: expected {expected or 'none'}, got {got or 'none'}"
-              f" | {message[:160]}")
+        print(f"  {verdict:7s} {row['resource_type']:17s} {row['name']!r}: expected {expected or 'none'}, "
+              f"got {got or 'none'} | {message[:160]}")
     if len(result["failures"]) > show:
         print(f"  (+{len(result['failures']) - show} more)")
 

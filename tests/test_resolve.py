@@ -134,3 +134,120 @@ def test_helpers():
     assert clinical_type("meds") == "MedicationRequest" and clinical_type("vaccines") == "Immunization"
     with pytest.raises(ValueError):
         clinical_type("Spaceship")
+
+
+# -- the failures seen on real Synthea displays (issue 8), with the displays as Synthea writes them --
+
+CBC = [
+    (LOINC, "6690-2", "Leukocytes [#/volume] in Blood by Automated count"),
+    (LOINC, "789-8", "Erythrocytes [#/volume] in Blood by Automated count"),
+    (LOINC, "718-7", "Hemoglobin [Mass/volume] in Blood"),
+    (LOINC, "4544-3", "Hematocrit [Volume Fraction] of Blood by Automated count"),
+    (LOINC, "777-3", "Platelets [#/volume] in Blood by Automated count"),
+    (LOINC, "32207-3", "Platelet distribution width [Entitic volume] in Blood by Automated count"),
+    (LOINC, "32623-1", "Platelet mean volume [Entitic volume] in Blood by Automated count"),
+    (LOINC, "4548-4", "Hemoglobin A1c/Hemoglobin.total in Blood"),
+    (LOINC, "5794-3", "Hemoglobin [Presence] in Urine by Test strip"),
+    (LOINC, "5799-2", "Leukocyte esterase [Presence] in Urine by Test strip"),
+]
+ENCOUNTERS = [
+    (SCT, "50849002", "Emergency room admission (procedure)"),
+    (SCT, "183460006", "Obstetric emergency hospital admission"),
+    (SCT, "185349003", "Encounter for check up (procedure)"),
+    (SCT, "185347001", "Encounter for problem"),
+    (SCT, "185345009", "Encounter for symptom"),
+    (SCT, "424619006", "Prenatal visit"),
+    (SCT, "424441002", "Prenatal initial visit"),
+    (SCT, "170838006", "Allergic disorder follow-up assessment"),
+]
+SYNTHEA_CASES = [
+    ("platelet count", CBC, ["777-3"]), ("platelets", CBC, ["777-3"]), ("plt", CBC, ["777-3"]),
+    ("Plt ct", CBC, ["777-3"]), ("mean platelet volume", CBC, ["32623-1"]),
+    ("white blood cell count", CBC, ["6690-2"]), ("WBC", CBC, ["6690-2"]), ("W.B.C.", CBC, ["6690-2"]),
+    ("white count", CBC, ["6690-2"]), ("leukocytes", CBC, ["6690-2"]),
+    ("hemoglobin", CBC, ["718-7"]), ("blood hemoglobin", CBC, ["718-7"]), ("Hgb", CBC, ["718-7"]),
+    ("HbA1c", CBC, ["4548-4"]), ("A1c", CBC, ["4548-4"]),
+    ("hemoglobin", [c for c in CBC if c[1] != "718-7"], []),  # only HbA1c and urine Hb held: not hemoglobin
+    ("ED visit", ENCOUNTERS, ["50849002"]), ("emergency room visit", ENCOUNTERS, ["50849002"]),
+    ("check up", ENCOUNTERS, ["185349003"]), ("well visit", ENCOUNTERS, ["185349003"]),
+    ("sick visit", ENCOUNTERS, ["185347001"]), ("prenatal visit", ENCOUNTERS, ["424619006", "424441002"]),
+    ("follow-up visit", ENCOUNTERS, []),  # an allergy follow-up assessment is another type
+    ("urgent care", ENCOUNTERS, []),
+    ("ED visit", [c for c in ENCOUNTERS if c[1] != "50849002"], []),  # not the obstetric emergency admission
+    ("Lipitor", [(RX, "259255", "Atorvastatin 80 MG Oral Tablet")], ["259255"]),
+    ("Zocor", [(RX, "316672", "Simvistatin 10 MG"), (RX, "312961", "Simvastatin 20 MG Oral Tablet")],
+     ["316672", "312961"]),
+    ("Glucophage", MEDICATIONS, ["860975"]),
+    ("potassium", [(RX, "834061", "Penicillin V Potassium 250 MG Oral Tablet")], []),  # the lab, not a salt
+    ("hep A", [(CVX, "43", "Hep B, adult")], []),
+    ("tetanus", VACCINES, ["115"]),
+    ("sugar diabetes", CONDITIONS, ["44054006"]),
+    ("pregnancy test",
+     [(SCT, "252160004", "Standard pregnancy test"), (SCT, "386394001", "Pregnancy termination care")], ["252160004"]),
+]
+
+
+@pytest.mark.parametrize("query, candidates, expected", SYNTHEA_CASES,
+                         ids=[f"{q}->{e or 'none'}" for q, _, e in SYNTHEA_CASES])
+def test_clinicians_words_on_synthea_displays(query, candidates, expected):
+    res = resolve_codes(query, candidates, semantic=None)
+    assert sorted(m.code for m in res.matches) == sorted(expected), res.message
+
+
+CONDITIONS_HELD = [
+    (SCT, "10509002", "Acute bronchitis (disorder)"), (SCT, "185086009", "Chronic obstructive bronchitis (disorder)"),
+    (SCT, "233604007", "Pneumonia"), (SCT, "195662009", "Acute viral pharyngitis (disorder)"),
+    (SCT, "49436004", "Atrial Fibrillation"), (SCT, "22298006", "Myocardial Infarction"),
+    (SCT, "399211009", "History of myocardial infarction (situation)"), (SCT, "38341003", "Hypertension"),
+    (SCT, "126906006", "Neoplasm of prostate"),
+    (SCT, "314994000", "Metastasis from malignant tumor of prostate (disorder)"),
+    (SCT, "68496003", "Polyp of colon"), (SCT, "192127007", "Child attention deficit disorder"),
+    (SCT, "38822007", "Cystitis"), (SCT, "65966004", "Fracture of forearm"),
+]
+GROUPS = [
+    ("any lung disease", ["10509002", "185086009", "233604007"]),
+    ("any heart disease", ["49436004", "22298006", "399211009"]),
+    ("a heart condition", ["49436004", "22298006", "399211009"]),
+    ("any cardiovascular disease", ["49436004", "22298006", "399211009", "38341003"]),
+    ("any cancer", ["126906006", "314994000"]),
+    ("any mental health condition", ["192127007"]),
+    ("any infection", ["10509002", "233604007", "195662009", "38822007"]),
+    ("any kidney disease", []),
+    ("any fracture", ["65966004"]),
+]
+
+
+@pytest.mark.parametrize("query, expected", GROUPS, ids=[q for q, _ in GROUPS])
+def test_group_names_resolve_to_every_member_held(query, expected):
+    res = resolve_codes(query, CONDITIONS_HELD, semantic=None)
+    assert sorted(m.code for m in res.matches) == sorted(expected), res.message
+    if expected:
+        assert res.how == "group" and "a group" in res.message
+
+
+def test_drug_groups_and_ingredients_reach_every_product():
+    meds = [(RX, "1049221", "Acetaminophen 325 MG / Oxycodone Hydrochloride 5 MG Oral Tablet"),
+            (RX, "313782", "Acetaminophen 325 MG Oral Tablet"), (RX, "259255", "Atorvastatin 80 MG Oral Tablet"),
+            (RX, "316672", "Simvistatin 10 MG"), (RX, "748856", "Yaz 28 Day Pack"), *MEDICATIONS]
+    assert sorted(m.code for m in resolve_codes("any statin", meds).matches) == ["259255", "316672"]
+    assert sorted(m.code for m in resolve_codes("any opioid", meds).matches) == ["1049221"]
+    assert [m.code for m in resolve_codes("birth control", meds).matches] == ["748856"]
+    assert sorted(m.code for m in resolve_codes("Tylenol", meds).matches) == ["1049221", "313782"]
+    assert [m.code for m in resolve_codes("Lipitor 80", meds).matches] == ["259255"]
+
+
+def test_every_match_names_each_code_it_used():
+    """Never a silent code: the message names every code and display the search will use."""
+    for query, cands in [("platelet count", CBC), ("any lung disease", CONDITIONS_HELD), ("Glucophage", MEDICATIONS),
+                         ("prenatal visit", ENCOUNTERS), ("HbA1c, WBC", CBC)]:
+        res = resolve_codes(query, cands, semantic=None)
+        for m in res.matches:
+            assert m.code in res.message and (m.display or "") in res.message
+        assert res.ok and res.message.startswith("matched '")
+
+
+def test_a_name_the_record_lacks_gives_closest_names_not_a_guess():
+    res = resolve_codes("hemoglobin", [c for c in CBC if c[1] != "718-7"], semantic=None)
+    assert not res.ok and "closest names the record holds" in res.message
+    res = resolve_codes("heart rate", CBC, semantic=None)
+    assert not res.ok and res.codes == []

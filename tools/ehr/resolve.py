@@ -299,14 +299,14 @@ def _by_name(text: str, cands: list[Candidate], limit: int, matcher: Any) -> Res
         # ('hep A' must not become 'Hep B' nor 'follow-up visit' an allergy follow-up
         # assessment), only every word as written ('pregnancy test' reached the concept
         # 'pregnancy' by dropping 'test', but Standard pregnancy test is what it names).
-        found = _lexical([normalise(text)], cands, limit, strip=False)
-        if found:
-            return _matched(text, found, "lexical")
-        # The semantic stage may look further, among names of the concept's kind that its
-        # exclusions allow ('hemoglobin' never reaches 'Hemoglobin A1c', the lab 'potassium'
-        # never a potassium salt).
+        # Either stage looks only among names of the concept's kind that its exclusions allow
+        # ('hemoglobin' never reaches 'Hemoglobin A1c', the lab 'potassium' never a potassium salt).
         pool = [(s, c, d) for s, c, d in cands if any(_fits(k, s) for k in concepts)
                 and not _excluded(concepts, normalise(d or ""))]
+        if not concepts_named(normalise(text)):
+            found = _lexical([normalise(text)], pool, limit, strip=False)
+            if found:
+                return _matched(text, found, "lexical")
         if matcher is not None and pool:
             return _by_meaning(text, concepts[0].key, pool, matcher, cands)
         return Resolution(text, message=f"no match for '{text}' in this record; {closest(text, cands)}")

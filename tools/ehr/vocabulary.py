@@ -71,16 +71,19 @@ _c(L, "mpv|mean platelet volume|platelet mean volume", "32623-1", "platelet mean
 _c(L, "pdw|platelet distribution width", "32207-3", "platelet distribution width")
 _c(L, "cbc|complete blood count|full blood count|fbc|hemogram|blood count|blood counts",
    "58410-2 57021-8 6690-2 26464-8 789-8 718-7 4544-3 20570-8 787-2 785-6 786-4 21000-5 777-3 32207-3 32623-1")
-_c(L, "hba1c|a1c|hb a1c|hgb a1c|hgba1c|hba1c level|glycosylated hb|glycated hb|hemoglobin a1c|glycated hemoglobin|glycosylated hemoglobin|glycohemoglobin|"
+_c(L, "hba1c|a1c|hb a1c|hgb a1c|hgba1c|hba1c level|glycosylated hb|glycated hb|hemoglobin a1c|glycated hemoglobin|"
+   "glycosylated hemoglobin|glycohemoglobin|"
    "haemoglobin a1c", "4548-4 17856-6 4549-2", "hemoglobin a1c|glycated hemoglobin")
 _c(L, "glucose|blood sugar|blood glucose|serum glucose|plasma glucose|sugar|bg|fasting glucose|fbg|fasting sugar",
    "2339-0 2345-7 41653-7", "glucose", "urine|presence")
 _c(L, "bun|blood urea nitrogen|urea nitrogen|urea", "6299-2 3094-0", "urea nitrogen", "urine")
-_c(L, "creatinine|cr|creat|serum creatinine|scr", "2160-0 38483-4", "creatinine", "ratio|urine|clearance|albumin|glomerular|formula")
+_c(L, "creatinine|cr|creat|serum creatinine|scr", "2160-0 38483-4", "creatinine",
+   "ratio|urine|clearance|albumin|glomerular|formula")
 _c(L, "potassium|k|k+|serum potassium", "6298-4 2823-3", "potassium", "urine")
 _c(L, "sodium|na|na+|serum sodium", "2947-0 2951-2", "sodium", "urine")
 _c(L, "chloride|cl|serum chloride", "2069-3 2075-0", "chloride", "urine")
-_c(L, "co2|bicarb|bicarbonate|hco3|total co2|carbon dioxide|tco2", "20565-8 2028-9 1963-8", "carbon dioxide|bicarbonate")
+_c(L, "co2|bicarb|bicarbonate|hco3|total co2|carbon dioxide|tco2", "20565-8 2028-9 1963-8",
+   "carbon dioxide|bicarbonate")
 _c(L, "calcium|ca|serum calcium", "49765-1 17861-6", "calcium", "urine|ionized")
 _c(L, "alt|sgpt|alanine aminotransferase|alanine transaminase", "1742-6", "alanine aminotransferase")
 _c(L, "ast|sgot|aspartate aminotransferase|aspartate transaminase", "1920-8", "aspartate aminotransferase")
@@ -92,18 +95,21 @@ _c(L, "globulin", "10834-0", "globulin mass volume in serum")
 _c(L, "egfr|gfr|e gfr|estimated gfr|glomerular filtration rate|estimated glomerular filtration rate",
    "33914-3 62238-1 48643-1 48642-3 69405-9 98979-8", "glomerular filtration rate")
 _c(L, "uacr|acr|microalbumin|urine microalbumin|microalbumin creatinine ratio|albumin creatinine ratio|"
-   "urine albumin creatinine ratio|urine albumin to creatinine ratio|urine microalbumin creatinine ratio|albumin to creatinine ratio|microalbuminuria",
+   "urine albumin creatinine ratio|urine albumin to creatinine ratio|urine microalbumin creatinine ratio|"
+   "albumin to creatinine ratio|microalbuminuria",
    "14959-1 9318-7 32294-1", "microalbumin creatinine|albumin creatinine")
 _c(L, "bmp|basic metabolic panel|chem 7|chem7|basic panel|lytes|electrolytes",
    "51990-0 2339-0 2345-7 6299-2 3094-0 2160-0 38483-4 49765-1 17861-6 2947-0 2951-2 6298-4 2823-3 2069-3 2075-0 "
    "20565-8 2028-9")
 _c(L, "cmp|comprehensive metabolic panel|chem 14|chem14", "24323-8 24321-2")
 _c(L, "liver enzymes|transaminases|aminotransferases|lft enzymes", "1742-6 1920-8")
-_c(L, "h and h|h h|hh|hemoglobin and hematocrit|hgb hct|hgb and hct|h&h", "718-7 20509-6 30313-1 4544-3 20570-8 31100-1")
+_c(L, "h and h|h h|hh|hemoglobin and hematocrit|hgb hct|hgb and hct|h&h",
+   "718-7 20509-6 30313-1 4544-3 20570-8 31100-1")
 _c(L, "lft|lfts|liver function tests|liver panel|hepatic panel", "24325-3 1742-6 1920-8 6768-6 1975-2 1751-7 2885-2")
 _c(L, "lipid panel|lipids|lipid profile|fasting lipids|cholesterol panel",
    "57698-3 24331-1 2093-3 18262-6 13457-7 2089-1 2085-9 2571-8")
-_c(L, "total cholesterol|cholesterol|tc|serum cholesterol|chol", "2093-3", "total cholesterol|cholesterol mass volume in",
+_c(L, "total cholesterol|cholesterol|tc|serum cholesterol|chol", "2093-3",
+   "total cholesterol|cholesterol mass volume in",
    "ldl|hdl|vldl|low density|high density")
 _c(L, "ldl|ldl c|ldl cholesterol|bad cholesterol|low density lipoprotein|ldl chol",
    "18262-6 13457-7 2089-1", "ldl|low density lipoprotein", "vldl|very low")
@@ -133,7 +139,8 @@ _c(L, "heart rate|hr|pulse|pulse rate|heart beat", "8867-4", "heart rate|pulse r
 _c(L, "respiratory rate|rr|resp rate|respirations|breathing rate", "9279-1", "respiratory rate")
 _c(L, "spo2|oxygen saturation|o2 sat|o2 saturation|sao2|pulse ox|pulse oximetry|sats", "59408-5 2708-6",
    "oxygen saturation")
-_c(L, "nrs|numeric rating scale|nrs pain|verbal numeric rating|pain score|pain scale|pain severity|pain level|pain rating|pain", "72514-3", "pain severity")
+_c(L, "nrs|numeric rating scale|nrs pain|verbal numeric rating|pain score|pain scale|pain severity|pain level|"
+   "pain rating|pain", "72514-3", "pain severity")
 _c(L + " " + S, "smoking status|smoking|tobacco use|tobacco|smoker|tobacco smoking|current smoker|cigarettes",
    "72166-2 449868002 65568007 266919005 8517006", "smoking status|smokes tobacco")
 _c(L, "urine ph", "5803-2", "ph of urine")
@@ -168,7 +175,8 @@ _c(S, "strep throat|strep pharyngitis|streptococcal pharyngitis|strep", "4387800
 _c(S, "viral pharyngitis|acute viral pharyngitis|pharyngitis", "195662009", "viral pharyngitis")
 _c(S, "sore throat", "195662009 43878008", "sore throat|pharyngitis")
 _c(S, "sinusitis|rhinosinusitis", "36971009 444814009 40055000", "sinusitis")
-_c(S, "sinus infection|viral sinusitis|acute sinusitis", "36971009 444814009", "viral sinusitis|sinusitis disorder", "chronic")
+_c(S, "sinus infection|viral sinusitis|acute sinusitis", "36971009 444814009", "viral sinusitis|sinusitis disorder",
+   "chronic")
 _c(S, "ear infection|otitis media|aom|middle ear infection|otitis", "65363002", "otitis media")
 _c(S, "uri|upper respiratory infection|upper respiratory tract infection|urti|common cold|cold",
    "195662009 444814009 36971009 43878008 82272006", "common cold", group=True)
@@ -216,10 +224,11 @@ _c(S, "depression|major depression|mdd|depressive disorder", "370143000 36923009
 _c(S, "covid|covid 19|coronavirus|sars cov 2", "840539006", "covid 19")
 
 # -- groups: "any <kind>" questions ------------------------------------------------------------
-_c(S, "lung disease|lung diseases|lung condition|pulmonary disease|respiratory disease|respiratory condition", "10509002 185086009 13645005 87433001 195967001 233678006 233604007 254637007",
+_c(S, "lung disease|lung diseases|lung condition|pulmonary disease|respiratory disease|respiratory condition",
+   "10509002 185086009 13645005 87433001 195967001 233678006 233604007 254637007",
    "bronchitis|pneumonia|asthma|emphysema|chronic obstructive|pulmonary|lung|bronchiectasis",
    "management|rehabilitation|transplant|pulmonary embolism", group=True)
-_c(S, "heart disease|heart condition|cardiac disease|heart problem|cardiac condition|cardiovascular disease",
+_c(S, "heart disease|heart condition|cardiac disease|heart problem|cardiac condition",
    "49436004 410429000 429007001 88805009 84114007 53741008 22298006 399211009",
    "heart|cardiac|myocardial|coronary|atrial fibrillation|angina|cardiomyopathy|arrhythmia",
    "heart rate|management|tracking", group=True)
@@ -288,7 +297,8 @@ for _names, _phrases in [
     ("vicodin|norco|hydrocodone acetaminophen|hydrocodone", "hydrocodone|vicodin|norco"),
     ("oxycodone|roxicodone", "oxycodone"), ("oxycontin|oxycodone er|oxycodone extended release",
                                             "oxycontin|12 hr oxycodone"),
-    ("mirena|mirena iud|hormonal iud|levonorgestrel iud", "mirena|levonorgestrel 52"), ("ibuprofen|motrin|advil", "ibuprofen|motrin|advil"),
+    ("mirena|mirena iud|hormonal iud|levonorgestrel iud", "mirena|levonorgestrel 52"),
+    ("ibuprofen|motrin|advil", "ibuprofen|motrin|advil"),
     ("naproxen|aleve|naprosyn", "naproxen|aleve"), ("clopidogrel|plavix", "clopidogrel|plavix"),
     ("warfarin|coumadin|jantoven", "warfarin|coumadin"), ("furosemide|lasix", "furosemide|lasix"),
     ("amlodipine|norvasc", "amlodipine|norvasc"), ("sertraline|zoloft", "sertraline|zoloft"),
@@ -384,7 +394,8 @@ _c(S, "postpartum visit|postnatal visit|post partum visit", "169762003", "postna
 _c(S, "sick visit|problem visit|visit for a problem|acute visit", "185347001", "encounter for problem")
 _c(S, "detox|rehab|drug rehab|drug rehabilitation|detoxification", "56876005", "detoxification|drug rehabilitation")
 _c(S, "colonoscopy|scope", "73761001", "colonoscopy")
-_c(S, "c section|cesarean|cesarean section|caesarean|c sec|cesarean delivery|c section delivery", "11466000", "cesarean")
+_c(S, "c section|cesarean|cesarean section|caesarean|c sec|cesarean delivery|c section delivery", "11466000",
+   "cesarean")
 _c(S, "tubal ligation|tubes tied|btl", "287664005", "tubal ligation")
 _c(S, "iud insertion|iud placement|iud", "65200003", "insertion of intrauterine")
 _c(S, "pci|stent|coronary stent|angioplasty|percutaneous coronary intervention", "415070008",
