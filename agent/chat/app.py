@@ -69,6 +69,8 @@ class ChatApp:
     def bind(self, patient: dict[str, Any], show_card: bool = True) -> None:
         """Bind ``patient``; a session about someone else is left for a new one."""
         if self.session is not None and self.session.patient not in (None, patient["id"]):
+            self.r.info(f"Session {self.session.id} stays with {self.session.patient_name or 'its patient'} "
+                        f"(/resume {self.session.id}); a new one starts with the next question.")
             self.session = None
         self.patient = patient
         if self.session is not None and self.session.patient is None:
@@ -141,11 +143,16 @@ class ChatApp:
                 line = line.strip()
                 if not line:
                     continue
-                if line.startswith("/"):
+                if not line.startswith("/"):
+                    self.ask(line)
+                    continue
+                try:
                     if dispatch(self, line) == "quit":
                         return 0
-                else:
-                    self.ask(line)
+                except KeyboardInterrupt:
+                    self.r.warn("(interrupted)")
+                except Exception as exc:  # a command that fails (a record server gone) must not end the chat
+                    self.r.error(f"{line.split()[0]} failed: {type(exc).__name__}: {exc}")
             if self.session is not None:   # Ctrl-D or the end of piped input
                 self.r.info(f"Session {self.session.id} saved: medagent chat --session {self.session.id}")
         finally:
@@ -238,7 +245,7 @@ class ChatApp:
             self.r.warn(f"The session is kept. Check the model server ({self.spec}) and ask again, "
                         "or switch with /model SPEC.")
             return result
-        self.r.answer(result, view.streamed)
+        self.r.answer(result, view.streamed, seconds)
         return result
 
     def _turn_error(self, exc: BaseException) -> None:

@@ -53,9 +53,11 @@ def tool_line(record: Any) -> str:
     return f"  ⚙ {call_text(record.name, record.args)} → {outcome} · {record.latency_s:.2f} s"
 
 
-def footer_text(result: Any) -> str:
+def footer_text(result: Any, seconds: float | None = None) -> str:
+    """``2 steps · 1,234 → 56 tokens · 3.1 s``: seconds as the user waited them (when given)."""
+    seconds = result.seconds if seconds is None else seconds
     parts = [f"{result.steps} step{'s' if result.steps != 1 else ''}",
-             f"{result.input_tokens:,} → {result.output_tokens:,} tokens", f"{result.seconds:.1f} s"]
+             f"{result.input_tokens:,} → {result.output_tokens:,} tokens", f"{seconds:.1f} s"]
     if result.status != "completed":
         parts.insert(0, result.status)
     return " · ".join(parts)
@@ -105,7 +107,7 @@ class Renderer:
     def turn_view(self) -> "TurnView":
         return PlainTurnView(self) if self.plain else LiveTurnView(self)
 
-    def answer(self, result: Any, streamed: bool) -> None:
+    def answer(self, result: Any, streamed: bool, seconds: float | None = None) -> None:
         if self.plain:
             if not streamed:
                 self.console.print(Text(result.answer or "(no answer)"))
@@ -113,7 +115,7 @@ class Renderer:
             self.console.print(Markdown(result.answer or "*(no answer)*"))
         if result.status == "completed":
             self.say(citation_text(result.cited_ids), "cyan")
-        self.say(footer_text(result), "dim")
+        self.say(footer_text(result, seconds), "dim")
 
     # -- the patient card -----------------------------------------------------------------------
 
