@@ -148,7 +148,7 @@ def test_question_answer_tool_line_citations_footer_and_commands(store_url, hba1
     chat.send(f"/save {saved}")
     text = saved.read_text()
     assert "## 1. What was her last HbA1c?" in text and f"`{ref}`" in text
-    assert "read-only" in chat.send("/confirm") or "No drafted order" in chat.screen
+    assert "No drafted order" in chat.send("/confirm")
     chat.child.sendline("/quit")
     assert chat.exit_status() == 0
 
@@ -267,3 +267,25 @@ def test_embedded_model_two_related_questions_quit_resume_third(store_url, env, 
     assert third.returncode == 0 and f"Resumed session {session_id}" in third.stdout
     assert " tokens · " in third.stdout
     assert len(list((Path(data) / "sessions" / session_id).glob("turn-*.jsonl"))) == 3
+
+
+def test_confirm_submits_the_drafted_order_only_in_a_writable_session(env, tmp_path):
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    assert EmbeddedStore(url).load_paths(bundle_paths()).errors == []
+    before = len(EmbeddedStore(url).resources("MedicationRequest", [("patient", MARIA.id)]))
+    outputs = [call("draft_order", kind="MedicationRequest", code="metformin", dosage_text="500 mg twice daily"),
+               answer("Drafted metformin 500 mg twice daily for your review: /confirm to submit it.")]
+    args = ["-p", MARIA.id, "--store", url, "--data-dir", str(tmp_path / "chat")]
+    lines = ["/redact on", "Draft metformin 500 mg twice daily.", "/confirm yes"]
+    refused = run_piped(lines, [*args, "--llm", script(tmp_path / "a.jsonl", *outputs)], env)
+    assert refused.returncode == 0, refused.stderr
+    assert "⚙ draft_order(" in refused.stdout and "read-only" in refused.stdout and "nothing was written" in refused.stdout
+    assert len(EmbeddedStore(url).resources("MedicationRequest", [("patient", MARIA.id)])) == before
+    header = json.loads(sorted((tmp_path / "chat").glob("sessions/*/turn-001.jsonl"))[0].read_text().splitlines()[0])
+    assert header["redacted"] is True                            # /redact on reached the next turn's trace
+
+    stored = run_piped(lines, [*args, "--llm", script(tmp_path / "b.jsonl", *outputs)],
+                       {**env, "MEDAGENT_READ_ONLY": "false"})
+    assert stored.returncode == 0, stored.stderr
+    assert re.search(r"stored MedicationRequest/\S+", stored.stdout), stored.stdout
+    assert len(EmbeddedStore(url).resources("MedicationRequest", [("patient", MARIA.id)])) == before + 1
