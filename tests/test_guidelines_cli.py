@@ -81,6 +81,12 @@ def test_search_without_index_uses_starter_corpus_in_cache(runner, hash_embedder
     assert data["hits"][0]["note_id"] == "immunization-zoster"
 
 
+def test_starter_corpus_with_another_embedder_gets_its_own_index(runner, hash_embedder, tmp_path):
+    result = runner.invoke(app, ["guidelines", "search", "CHA2DS2-VASc", "--embedder", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["index"] == str(tmp_path / "cache" / "guidelines" / "starter-hash-embedder-64")
+
+
 def test_errors_exit_refused(runner, hash_embedder, tmp_path):
     missing = runner.invoke(app, ["guidelines", "search", "statins", "--index", str(tmp_path / "none")])
     assert missing.exit_code == 1 and "no guideline index" in missing.output

@@ -19,13 +19,13 @@ from tools.ehr.results import ToolResult
 
 from .embedder import SentenceEmbedder
 from .index import GuidelineIndex, IndexReport
+from .readers import slug
 from .retriever import GuidelineRetriever, Hit, Mode
 
 CORPUS_DIR = Path(__file__).resolve().parent / "corpus"
 MAX_K = 10
 MAX_PASSAGE_CHARS = 600      # a passage shown to the planner: enough for the recommendation, not a page
-STARTER_NOTE = ("starter corpus: the team's own summaries of US federal sources (USPSTF, CDC/ACIP, NIH); "
-                "check the cited source before acting on it")
+STARTER_NOTE = "starter corpus: team summaries of US federal sources; check the cited source"
 
 
 def cache_dir() -> Path:
@@ -34,25 +34,32 @@ def cache_dir() -> Path:
     return Path(os.environ.get("MEDAGENT_CACHE_DIR") or user_cache_dir("medagent"))
 
 
-def starter_index_path() -> Path:
-    return cache_dir() / "guidelines" / "starter"
+def starter_index_path(embedder_name: str | None = None) -> Path:
+    """Where the starter corpus is indexed: one folder per embedder (vectors do not mix)."""
+    base = cache_dir() / "guidelines"
+    return base / "starter" if embedder_name is None else base / f"starter-{slug(embedder_name)}"
 
 
 _STARTER_LOCK = threading.Lock()
 
 
-def ensure_starter_index(out: Path | None = None) -> tuple[GuidelineIndex, IndexReport]:
+def ensure_starter_index(out: Path | None = None, embedder_path: str | Path | None = None
+                         ) -> tuple[GuidelineIndex, IndexReport]:
     """The starter corpus's index, built on first use and refreshed when the shipped notes change
     (hashing ~50 small files costs about a millisecond; the embedder loads only if one changed)."""
+    embedder = SentenceEmbedder(embedder_path)
+    target = out or starter_index_path(None if embedder_path is None else embedder.name)
     with _STARTER_LOCK:
-        return GuidelineIndex.build(CORPUS_DIR, out or starter_index_path(), SentenceEmbedder())
+        return GuidelineIndex.build(CORPUS_DIR, target, embedder,
+                                    None if embedder_path is None else str(Path(embedder_path).resolve()))
 
 
 def open_retriever(index_path: str | Path | None = None, embedder_path: str | Path | None = None,
                    mode: Mode = "fused") -> GuidelineRetriever:
-    """A retriever over ``index_path``, or over the starter corpus when it is None."""
+    """A retriever over ``index_path``, or over the starter corpus (indexed with the chosen
+    embedder) when it is None."""
     if index_path is None:
-        index, _ = ensure_starter_index()
+        index, _ = ensure_starter_index(embedder_path=embedder_path)
     else:
         index = GuidelineIndex.load(index_path)
     embedder = SentenceEmbedder(embedder_path) if embedder_path is not None else None
