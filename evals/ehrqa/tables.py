@@ -18,7 +18,9 @@ KNOWN_COLUMNS = tuple(sorted({*COLUMNS, "by", "reason", "name", "birth date", "g
                              key=len, reverse=True))
 _HEADER_CELL = re.compile(r"^[A-Za-z][A-Za-z /]{0,20}$")
 _TOTAL = re.compile(r"^(?:(\w+): (\d+) found|(\d+) patient\(s\) found)")
-_NONE = re.compile(r"^No (\w+) found|^No patient matches")
+# An empty result starts with "No ...": whatever it shows next (records outside the filter,
+# closest names) is not a match.
+_NONE = re.compile(r"^No\b(?: (\w+))?")
 
 
 @dataclass
@@ -61,7 +63,7 @@ def parse(text: str) -> Table:
         table.resource_type = m.group(1) or "Patient"
         table.total = int(m.group(2) or m.group(3))
     elif _NONE.match(first):
-        table.resource_type = (_NONE.match(first).group(1) or "Patient")
+        table.resource_type = _NONE.match(first).group(1) or ""
         table.total = 0
         return table
     constants: dict[str, str] = {}

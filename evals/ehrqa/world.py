@@ -11,7 +11,7 @@ from typing import Any
 
 from tools.fhir.backend import FhirBackend, FhirError
 
-from .records import PatientRecord, concept_of, person_name, token
+from .records import PatientRecord, concept_of, person_name, token, when
 from .vocab import SKIP_CONDITIONS, condition_name, drug_name
 
 
@@ -43,12 +43,20 @@ def condition_groups(rec: PatientRecord) -> dict[str, list[dict[str, Any]]]:
 
 
 def drug_groups(rec: PatientRecord) -> dict[str, list[dict[str, Any]]]:
-    """Plain drug name -> the patient's MedicationRequests for it, oldest first."""
-    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    """Plain drug name -> the patient's MedicationRequests holding it, oldest first.
+
+    A request counts for every name whose ingredients it holds: asked when acetaminophen was
+    last prescribed, an acetaminophen/oxycodone tablet is an acetaminophen prescription."""
+    exact: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for m in rec.of("MedicationRequest"):
         display = concept_of(m)[2]
         if display:
-            out[drug_name(display)].append(m)
+            exact[drug_name(display)].append(m)
+    out = {}
+    for name in exact:
+        wanted = set(name.split("/"))
+        held = [m for other, items in exact.items() if wanted <= set(other.split("/")) for m in items]
+        out[name] = sorted(held, key=lambda r: (when(r), r.get("id", "")))
     return out
 
 
