@@ -123,6 +123,21 @@ def test_observation_values_are_the_newest_as_of_now(questions, raw):
     assert checked >= 10
 
 
+def test_immunization_and_prescription_dates_follow_the_records(questions, raw):
+    checked = 0
+    for q in questions:
+        if q["category"] not in ("immunization_date", "medication_prescription_date"):
+            continue
+        rtype, key, when = (("Immunization", "vaccineCode", "occurrenceDateTime") if q["category"] == "immunization_date"
+                            else ("MedicationRequest", "medicationCodeableConcept", "authoredOn"))
+        days = sorted(r[when][:10] for r in raw[q["patient_id"]][rtype]
+                      if _codes(r, key) & _ideal_codes(q) and r[when][:10] <= q["now"])
+        first = q["ideal"][0]["args"].get("sort") == "date"
+        assert q["gold"] == (days[0] if first else days[-1]), q["question"]
+        checked += 1
+    assert checked >= 10
+
+
 def test_known_facts_of_the_fixture_patients(questions, raw):
     by = defaultdict(list)
     for q in questions:

@@ -57,13 +57,14 @@ CONDITION_GROUPS: dict[str, frozenset[str]] = {
                                              "230690007", "414545008"}),
     "any chronic lung disease": frozenset({"195967001", "233678006", "13645005", "185086009", "87433001"}),
     "any lung disease": frozenset({"195967001", "233678006", "13645005", "185086009", "87433001", "233604007",
-                                   "10509002", "254637007", "424132000", "162573006"}),
+                                   "254637007", "424132000", "162573006"}),
     "any form of diabetes": frozenset({"44054006", "46635009", "368581000119106", "422034002", "127013003",
                                        "1551000119108", "157141000119108", "90781000119102", "1501000119109"}),
     "any cancer": frozenset({"126906006", "92691004", "314994000", "109838007", "254637007", "424132000",
                              "254837009", "363406005", "93761005", "94260004", "162573006"}),
     "any kidney disease": frozenset({"433144002", "431855005", "431856006", "431857002", "46177005",
-                                     "127013003", "90781000119102", "197927001", "38822007"}),
+                                     "127013003", "90781000119102"}),
+    "a urinary tract infection": frozenset({"38822007", "197927001", "68566005"}),
     "any respiratory infection": frozenset({"444814009", "195662009", "10509002", "43878008", "36971009",
                                             "233604007"}),
     "a neurological disorder": frozenset({"26929004", "84757009", "128613002", "124171000119105", "230690007"}),
@@ -88,9 +89,9 @@ def condition_name(display: str) -> str:
     text = _SUFFIX.sub("", display or "").strip()
     if text.startswith("Body mass index 30+"):
         return "obesity"
-    words = text.split()
-    return " ".join(w if (i > 0 and w[:1].isupper()) or w[:2].isupper() or "'" in w else w.lower()
-                    for i, w in enumerate(words))
+    # Synthea capitalises at random ('Coronary Heart Disease'): lower case, except acronyms
+    # ('COPD') and eponyms ("Alzheimer's").
+    return " ".join(w if w[:2].isupper() or "'" in w else w.lower() for w in text.split())
 
 
 # -- medication names ------------------------------------------------------------------------------
