@@ -99,8 +99,8 @@ class ChatApp:
         self.r.say(f"Resumed session {info.id} ({info.patient_name or 'no patient'}, {len(turns)} turn(s)).", "green")
         for turn in turns[-2:]:
             self.r.info(f"  #{turn.number} {turn.question}")
-            first = (turn.answer or f"({turn.status})").strip().splitlines()[0] if (turn.answer or turn.status) else ""
-            self.r.info(f"     → {first[:160]}")
+            first = ((turn.answer or f"({turn.status})").strip().splitlines() or [""])[0]
+            self.r.info(f"     → {first if len(first) <= 160 else first[:159] + '…'}")
 
     # -- the loop -------------------------------------------------------------------------------
 
