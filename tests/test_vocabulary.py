@@ -53,7 +53,7 @@ def test_the_labelled_list_is_clinicians_words_with_real_negatives():
     assert len(rows) >= 120
     assert len({(r["name"], r["resource_type"]) for r in rows}) == len(rows)
     assert sum(not r["expected"] for r in rows) >= 20  # names the records do not hold
-    assert {r["split"] for r in rows} == {"dev", "holdout"}
+    assert {r["split"] for r in rows} == {"dev", "holdout", "free"}
     assert all(r["resource_type"] in CODE_PARAM for r in rows)
     assert not [r["name"] for r in rows if looks_like_code(r["name"])]  # names, never codes
 

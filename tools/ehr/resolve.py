@@ -293,7 +293,8 @@ def _by_name(text: str, cands: list[Candidate], limit: int, matcher: Any) -> Res
             hits = [m for m in hits if set(numbers) & set(normalise(m.display or "").split())] or hits
         if hits:
             group = any(c.group for c in concepts)
-            note = f" (a group: every {concepts[0].key} this record holds)" if group else ""
+            held = f"{len(hits)} of its codes" if len(hits) > 1 else "one of its codes"
+            note = f" (a group name; this record holds {held})" if group else ""
             return _matched(text, hits, "group" if group else "vocabulary", note)
         # A name the vocabulary knows that this record does not hold: no loose lexical guess
         # ('hep A' must not become 'Hep B' nor 'follow-up visit' an allergy follow-up

@@ -10,8 +10,9 @@ and the codes newer Synthea releases use. A concept says:
   ('hemoglobin' must not reach 'Hemoglobin A1c', 'platelets' not 'Platelet mean volume');
 - ``systems``: the code systems the phrases apply to ('loinc', 'sct', 'rxnorm', 'cvx'), so
   the lab 'potassium' never reaches 'Penicillin V Potassium' among medications.
-Groups ('any lung disease', 'any statin') are concepts with broad code sets and phrases: they
-resolve to every member the record holds, for "does the patient have any ..." questions.
+Groups ('any lung disease', 'any statin', and panels such as 'CBC' among Observations) are
+concepts with broad code sets and phrases: they resolve to every member the record holds, for
+"does the patient have any ..." questions; a resolution says when it used a group.
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ _c(L, "mchc|mean corpuscular hemoglobin concentration", "786-4", "mchc mass")
 _c(L, "mpv|mean platelet volume|platelet mean volume", "32623-1", "platelet mean volume")
 _c(L, "pdw|platelet distribution width", "32207-3", "platelet distribution width")
 _c(L, "cbc|complete blood count|full blood count|fbc|hemogram|blood count|blood counts",
-   "58410-2 57021-8 6690-2 26464-8 789-8 718-7 4544-3 20570-8 787-2 785-6 786-4 21000-5 777-3 32207-3 32623-1")
+   "58410-2 57021-8 6690-2 26464-8 789-8 718-7 4544-3 20570-8 787-2 785-6 786-4 21000-5 777-3 32207-3 32623-1",
+   group=True)
 _c(L, "hba1c|a1c|hb a1c|hgb a1c|hgba1c|hba1c level|glycosylated hb|glycated hb|hemoglobin a1c|glycated hemoglobin|"
    "glycosylated hemoglobin|glycohemoglobin|"
    "haemoglobin a1c", "4548-4 17856-6 4549-2", "hemoglobin a1c|glycated hemoglobin")
@@ -100,14 +102,15 @@ _c(L, "uacr|acr|microalbumin|urine microalbumin|microalbumin creatinine ratio|al
    "14959-1 9318-7 32294-1", "microalbumin creatinine|albumin creatinine")
 _c(L, "bmp|basic metabolic panel|chem 7|chem7|basic panel|lytes|electrolytes",
    "51990-0 2339-0 2345-7 6299-2 3094-0 2160-0 38483-4 49765-1 17861-6 2947-0 2951-2 6298-4 2823-3 2069-3 2075-0 "
-   "20565-8 2028-9")
+   "20565-8 2028-9", group=True)
 _c(L, "cmp|comprehensive metabolic panel|chem 14|chem14", "24323-8 24321-2")
-_c(L, "liver enzymes|transaminases|aminotransferases|lft enzymes", "1742-6 1920-8")
+_c(L, "liver enzymes|transaminases|aminotransferases|lft enzymes", "1742-6 1920-8", group=True)
 _c(L, "h and h|h h|hh|hemoglobin and hematocrit|hgb hct|hgb and hct|h&h",
-   "718-7 20509-6 30313-1 4544-3 20570-8 31100-1")
-_c(L, "lft|lfts|liver function tests|liver panel|hepatic panel", "24325-3 1742-6 1920-8 6768-6 1975-2 1751-7 2885-2")
+   "718-7 20509-6 30313-1 4544-3 20570-8 31100-1", group=True)
+_c(L, "lft|lfts|liver function tests|liver panel|hepatic panel", "24325-3 1742-6 1920-8 6768-6 1975-2 1751-7 2885-2",
+   group=True)
 _c(L, "lipid panel|lipids|lipid profile|fasting lipids|cholesterol panel",
-   "57698-3 24331-1 2093-3 18262-6 13457-7 2089-1 2085-9 2571-8")
+   "57698-3 24331-1 2093-3 18262-6 13457-7 2089-1 2085-9 2571-8", group=True)
 _c(L, "total cholesterol|cholesterol|tc|serum cholesterol|chol", "2093-3",
    "total cholesterol|cholesterol mass volume in",
    "ldl|hdl|vldl|low density|high density")
