@@ -333,7 +333,11 @@ def _lexical(phrases: list[str], cands: list[Candidate], limit: int, strip: bool
     if not scored:
         return []
     top = max(m.score for m in scored)
-    return _dedupe(sorted((m for m in scored if m.score >= top - MARGIN), key=lambda m: -m.score))[:limit]
+    # A drug name means every product that holds it: 'acetaminophen/hydrocodone' is both
+    # 'Acetaminophen/Hydrocodone' and 'Acetaminophen 300 MG / HYDROcodone ... [Vicodin]'.
+    drugs = all(_system_tag(m.system) == "rxnorm" for m in scored)
+    floor = THRESHOLD if drugs else top - MARGIN
+    return _dedupe(sorted((m for m in scored if m.score >= floor), key=lambda m: -m.score))[:limit]
 
 
 def _by_meaning(text: str, query: str, pool: list[Candidate], matcher: Any, cands: list[Candidate]) -> Resolution:

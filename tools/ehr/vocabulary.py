@@ -178,12 +178,12 @@ _c(S, "strep throat|strep pharyngitis|streptococcal pharyngitis|strep", "4387800
 _c(S, "viral pharyngitis|acute viral pharyngitis|pharyngitis", "195662009", "viral pharyngitis")
 _c(S, "sore throat", "195662009 43878008", "sore throat|pharyngitis")
 _c(S, "sinusitis|rhinosinusitis", "36971009 444814009 40055000", "sinusitis")
-_c(S, "sinus infection|viral sinusitis|acute sinusitis", "36971009 444814009", "viral sinusitis|sinusitis disorder",
+_c(S, "sinus infection|sinus infections", "36971009 444814009", "viral sinusitis|sinusitis disorder",
    "chronic")
 _c(S, "ear infection|otitis media|aom|middle ear infection|otitis", "65363002", "otitis media")
 _c(S, "uri|upper respiratory infection|upper respiratory tract infection|urti|common cold|cold",
    "195662009 444814009 36971009 43878008 82272006", "common cold", group=True)
-_c(S, "uti|urinary tract infection|bladder infection|cystitis", "38822007 197927001 68566005",
+_c(S, "uti|urinary tract infection|bladder infection|utis", "38822007 197927001 68566005",
    "urinary tract infection|cystitis")
 _c(S, "hyperlipidemia|high cholesterol|hld|dyslipidemia|hypercholesterolemia|hyperlipidaemia",
    "55822004 13644009", "hyperlipidemia|hypercholesterolemia", "management plan")
