@@ -56,9 +56,17 @@ def accuracy_by_category(categories: Sequence[Mapping[str, Any]], published: Seq
 
 
 def histogram(values: Sequence[float], xlabel: str, bins: int = 12) -> str:
+    from matplotlib.ticker import MaxNLocator
+
     with _LOCK:
         fig, ax = _figure(4.6, 2.6)
-        ax.hist(list(values) or [0], bins=bins, color=OURS, edgecolor="white")
+        values = list(values) or [0]
+        if all(float(v).is_integer() for v in values):   # counts (steps): one bar per value
+            low, high = int(min(values)), int(max(values))
+            bins = [x - 0.5 for x in range(low, high + 2)]  # type: ignore[assignment]
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.hist(values, bins=bins, color=OURS, edgecolor="white")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel(xlabel)
         ax.set_ylabel("cases")
         return _png(fig)
@@ -70,6 +78,9 @@ def status_counts(statuses: Mapping[str, int]) -> str:
         names = list(statuses)
         ax.barh(names[::-1], [statuses[n] for n in names][::-1],
                 color=[OURS if n == "completed" else BAD for n in names][::-1])
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("cases")
         return _png(fig)
 

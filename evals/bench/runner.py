@@ -206,7 +206,8 @@ def run_one(bench: Benchmark, case: BenchCase, *, model: Any, backend: Any, opts
 
 def _config(bench: Benchmark, model: Any, opts: RunOptions, out: Path) -> dict[str, Any]:
     describe = bench.describe()
-    roles = {"agent": opts.model_label, **(describe.get("roles") or {}), **opts.roles}
+    # The run's model plays "agent" unless the benchmark names its role (AgentClinic: doctor).
+    roles = {**(opts.roles or {"agent": opts.model_label}), **(describe.get("roles") or {}), **opts.roles}
     return {
         "benchmark": bench.name, "model": opts.model_label, "strategy": opts.strategy, "seed": opts.seed,
         "limit": opts.limit, "concurrency": opts.concurrency, "options": opts.options, "roles": roles,
