@@ -92,6 +92,7 @@ def test_generator_is_deterministic_and_covers_every_kind(store):
     assert a != [t.to_json() for t in generate_tasks(store, 3, seed=2)]
     assert {t["id"].split("_")[0] for t in a} == set(KINDS)
     assert len({t["id"] for t in a}) == len(a)
+    assert [t.kind for t in generate_tasks(store, 1, seed=0)] == list(KINDS)   # one of each, even where a kind mixes cases
 
 
 def test_generated_golds_match_the_data(store):
@@ -229,3 +230,32 @@ def test_agent_mode_value_answer_and_a_drafted_order(tmp_path, store):
         call("draft_order", kind="ServiceRequest", code="306181000000106", system="SNOMED", note=task.quoted),
         answer("Drafted.")]), store))
     assert r.correct is False and "priority" in r.details["reason"]      # their payload must say stat
+
+
+# -- through the CLI and the harness -----------------------------------------------------------
+
+def test_cli_runs_generated_tasks_end_to_end_and_resumes(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from agent.cli import app
+
+    for var in ("MEDAGENT_STORE", "MEDAGENT_FHIR_URL", "MEDAGENT_CONFIG", "MEDAGENT_VALIDATION"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home" / ".config"))
+    runner, url, out = CliRunner(), f"sqlite:///{tmp_path / 'cli.db'}", tmp_path / "run"
+    assert runner.invoke(app, ["fhir", "load", *map(str, bundle_paths()), "--store", url]).exit_code == 0
+    script = tmp_path / "script.jsonl"
+    script.write_text("\n".join(json.dumps({"output": o}) for o in ["FINISH([\"nobody\"])", "FINISH([40])"]) + "\n")
+    args = ["bench", "medagentbench", "--tasks", "generated", "--store", url, "--limit", "2",
+            "--llm", f"scripted:{script}", "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["task1_1", "task2_1"] and all(r["status"] == "completed" for r in rows)
+    assert rows[0]["correct"] is False and (out / "traces" / "task1_1.jsonl").is_file()
+    run = json.loads((out / "run.json").read_text())
+    assert run["describe"]["mode"] == "protocol" and run["describe"]["store"] == url
+    again = runner.invoke(app, args)              # everything done: nothing runs, the script is not consumed
+    assert again.exit_code == 0, again.output
+    assert len((out / "results.jsonl").read_text().splitlines()) == 2

@@ -94,7 +94,7 @@ class Generator:
         return out
 
     def _pick(self, items: list, n: int) -> list:
-        return self.rng.sample(items, min(n, len(items)))
+        return self.rng.sample(items, max(0, min(n, len(items))))
 
     def generate(self, per_kind: int = 5) -> list[Task]:
         tasks: list[Task] = []
