@@ -61,11 +61,14 @@ def _invoke(model: BaseChatModel, messages: Sequence[BaseMessage], schema: dict 
     kwargs: dict[str, Any] = {"json_schema": schema} if schema is not None else {}
     message = model.invoke(list(messages), **kwargs)
     usage = getattr(message, "usage_metadata", None) or {}
+    meta = getattr(message, "response_metadata", None) or {}
     content = message.content if isinstance(message.content, str) else str(message.content)
+    # A backend whose server refused the grammar answered unconstrained, and says why.
+    constrained = schema is not None and meta.get("constrained", True) is not False
     return ModelCall(raw_output=content, input_tokens=int(usage.get("input_tokens", 0)),
                      output_tokens=int(usage.get("output_tokens", 0)),
-                     latency_s=time.perf_counter() - start, constrained=schema is not None,
-                     prompts=prompt_ids(messages), repair=repair)
+                     latency_s=time.perf_counter() - start, constrained=constrained,
+                     prompts=prompt_ids(messages), repair=repair, error=meta.get("grammar_note") or None)
 
 
 def read_output(raw: str, schemas: Sequence[Mapping[str, Any]]) -> tuple[ParsedOutput, str | None]:
@@ -104,6 +107,6 @@ def plan_turn(model: BaseChatModel, messages: Sequence[BaseMessage], schemas: Se
         parsed, error = read_output(call.raw_output, schemas)
         if error is None:
             return TurnResult("ok", parsed, records)
-        call.error = error
+        call.error = f"{call.error}; {error}" if call.error else error
         attempt_messages = repair_messages(messages, call.raw_output, error)
-    return TurnResult("invalid_action", parsed, records, records[-1].error)
+    return TurnResult("invalid_action", parsed, records, error)

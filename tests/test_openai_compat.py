@@ -63,6 +63,15 @@ class FakeServer:
                 body = json.loads(self.rfile.read(int(self.headers["content-length"])))
                 server.requests.append(body)
                 status, answer, headers = server.queue.pop(0) if server.queue else (200, completion(), {})
+                if status in (DROP, DIE):  # llama-cpp-python's server exits when its grammar parser fails
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    if status == DIE:
+                        def die():
+                            server.httpd.shutdown()
+                            server.httpd.server_close()
+                        threading.Thread(target=die, daemon=True).start()
+                    return
                 self._send(status, answer, headers)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -88,6 +97,8 @@ def make(server: FakeServer, **kw) -> OpenAICompatibleChatModel:
 
 
 SCHEMA = {"type": "object", "properties": {"tool": {"type": "string", "maxLength": 20}}, "required": ["tool"]}
+DROP = 0   # a queued status that closes the connection without an answer
+DIE = -1   # ... and then stops the server
 
 
 # --------------------------------------------------------------------------- messages
@@ -182,6 +193,64 @@ def test_auto_does_not_fall_back_on_other_errors(server):
     assert len(server.requests) == 1
 
 
+# --------------------------------------------------------------------------- a server that refuses the grammar
+
+@pytest.mark.parametrize("status,message", [
+    (400, "Grammar error: unsupported JSON schema keyword 'propertyNames'"),          # vLLM / xgrammar
+    (500, "failed to parse grammar: number of rules ... exceeds sane defaults"),       # a llama.cpp build that answers
+])
+def test_a_refused_grammar_falls_back_to_unconstrained_for_the_rest_of_the_run(server, status, message):
+    server.push(status, {"error": {"message": message}})
+    server.push(200, completion('{"tool": "a"}'))
+    model = make(server, structured_output="json_object")
+    reply = model.invoke("x", json_schema=SCHEMA)
+    assert reply.content == '{"tool": "a"}'
+    assert "response_format" in server.requests[0] and "response_format" not in server.requests[1]
+    meta = reply.response_metadata
+    assert meta["constrained"] is False and meta["structured_output"] == "none"
+    assert meta["grammar_note"].startswith(f"server refused the grammar: HTTP {status}: ") and message[:20] in meta["grammar_note"]
+    later = model.invoke("y", json_schema=SCHEMA)              # no second try with the grammar
+    assert "response_format" not in server.requests[2] and later.response_metadata["constrained"] is False
+    assert later.response_metadata["grammar_note"] == meta["grammar_note"]
+    assert len(server.requests) == 3
+
+
+def test_a_connection_dropped_while_compiling_the_grammar_falls_back(server):
+    server.push(DROP, {})
+    server.push(200, completion('{"answer": "ok"}'))
+    reply = make(server, structured_output="json_object").invoke("x", json_schema=SCHEMA)
+    assert reply.content == '{"answer": "ok"}' and reply.response_metadata["constrained"] is False
+    assert "the connection dropped while the server compiled it" in reply.response_metadata["grammar_note"]
+    assert ["response_format" in r for r in server.requests] == [True, False]
+
+
+def test_a_server_that_died_on_the_grammar_is_named_as_such(server):
+    server.push(DIE, {})
+    model = make(server, structured_output="json_object", max_retries=0, timeout=3)
+    with pytest.raises(OpenAICompatError, match="dies on grammars it cannot compile"):
+        model.invoke("x", json_schema=SCHEMA)
+
+
+def test_other_errors_with_a_grammar_are_not_taken_for_a_refusal(server):
+    server.push(400, {"error": {"message": "This model's maximum context length is 4096 tokens"}})
+    with pytest.raises(OpenAICompatError, match="maximum context length"):
+        make(server, structured_output="json_object").invoke("x", json_schema=SCHEMA)
+    assert len(server.requests) == 1
+
+
+def test_the_planner_traces_the_fallback(server):
+    from agent.planning import plan_turn
+
+    server.push(400, {"error": {"message": "xgrammar: unsupported schema"}})
+    server.push(200, completion('{"tool": "nope", "args": {}}'))         # unconstrained: the parser and repair take over
+    server.push(200, completion('{"tool": "lookup", "args": {}}'))
+    schemas = [{"name": "lookup", "description": "d", "parameters": {"type": "object", "properties": {}}}]
+    turn = plan_turn(make(server, structured_output="json_object"), [HumanMessage("q")], schemas)
+    assert turn.status == "ok" and [c.constrained for c in turn.calls] == [False, False]
+    assert turn.calls[0].error.startswith("server refused the grammar: HTTP 400: xgrammar: unsupported schema")
+    assert turn.calls[1].repair and "response_format" not in server.requests[2]
+
+
 def test_retries_on_503_then_succeeds(server):
     server.push(503, {"error": {"message": "busy"}}, {"retry-after-ms": "1"})
     server.push(503, {"error": {"message": "busy"}})
@@ -262,7 +331,7 @@ def llm_server(fn):
 
 def _real_model(**kw) -> OpenAICompatibleChatModel:
     served = check_server(REAL_URL)["models"]
-    return OpenAICompatibleChatModel(model=served[0], base_url=REAL_URL, timeout=120, **kw)
+    return OpenAICompatibleChatModel(model=served[0], base_url=REAL_URL, timeout=600, **kw)  # 2 shared cores
 
 
 @llm_server
@@ -298,3 +367,43 @@ def test_real_server_sees_the_system_text():
     bare = model.invoke([HumanMessage("Hello")]).usage_metadata["input_tokens"]
     folded = model.invoke([SystemMessage("You are a careful clinician."), HumanMessage("Hello")])
     assert folded.usage_metadata["input_tokens"] >= bare + 5
+
+
+def _action_schemas():
+    """The planner's real action schemas: an unbound session, and one bound to a fixture patient
+    with the record types narrowed to what the record holds (as ``--narrow`` does)."""
+    import tempfile
+
+    from agent.protocol.schema import action_schema, tool_schemas
+    from agent.run import narrow_for
+    from fhir_fixtures import PATIENTS, bundle_paths
+    from tools.ehr import EhrSession
+    from tools.fhir.store import EmbeddedStore
+
+    store = EmbeddedStore(f"sqlite:///{tempfile.mkdtemp()}/fixtures.db")
+    assert not store.load_paths(bundle_paths()).errors
+    unbound = tool_schemas(EhrSession(store).tools())
+    session = EhrSession(store, patient_id=PATIENTS["diabetic"].id)
+    bound = tool_schemas(session.tools())
+    return {"unbound": (unbound, action_schema(unbound)),
+            "bound, narrowed": (bound, action_schema(bound, narrow=narrow_for(session)))}
+
+
+@llm_server
+@pytest.mark.parametrize("session_kind", ["unbound", "bound, narrowed"])
+def test_real_server_compiles_the_planner_action_schema(session_kind):
+    # llama-cpp-python's server died compiling the old schema (maxLength 2000); this one must compile
+    # and constrain: the reply is one valid action, with no grammar fallback.
+    from agent.protocol.prompting import planner_messages
+    from agent.protocol.schema import schema_errors
+
+    schemas, schema = _action_schemas()[session_kind]
+    messages = planner_messages("What was the patient's most recent HbA1c? Search the Observations.", schemas,
+                                fewshot=False)
+    model = _real_model(max_tokens=96, structured_output="json_object")
+    reply = model.invoke(messages, json_schema=schema)
+    meta = reply.response_metadata
+    assert meta["constrained"] is True and "grammar_note" not in meta, meta
+    assert meta["finish_reason"] == "stop", reply.content
+    action = json.loads(reply.content)
+    assert schema_errors(action, schema) == [], (action, schema_errors(action, schema))

@@ -17,6 +17,13 @@ how to ask for that (``structured_output``):
   auto          json_schema first; on an HTTP 400/500 that names response_format, json_object once,
                 remembered for the rest of this model's life.
 
+A server that cannot compile the schema into a grammar (an HTTP 4xx/5xx naming the grammar or
+response_format, or the connection dropped while it compiled: llama-cpp-python's server process
+dies on a grammar its parser rejects) costs one request: the same request is sent again without
+response_format, and every later call of this model goes unconstrained (the planner's parser and
+repair turn take over). Such a reply says so in ``response_metadata``: ``constrained`` False and
+``grammar_note`` "server refused the grammar: ..." (the planner copies both into the trace).
+
 ``openai`` is imported lazily, so ``normalize_turns`` can be reused without it installed.
 """
 
@@ -44,10 +51,13 @@ class OpenAICompatError(RuntimeError):
     ``status_code`` is the HTTP status when the server answered (None when it could not be reached).
     """
 
-    def __init__(self, message: str, status_code: int | None = None, server_message: str = "") -> None:
+    def __init__(self, message: str, status_code: int | None = None, server_message: str = "", *,
+                 dropped: bool = False, reason: str = "") -> None:
         super().__init__(message)
         self.status_code = status_code
         self.server_message = server_message
+        self.dropped = dropped    # the server accepted the request, then closed the connection unanswered
+        self.reason = reason
 
 
 # --------------------------------------------------------------------------- messages
@@ -160,6 +170,18 @@ def _names_response_format(text: str) -> bool:
     return "response_format" in text or "json_schema" in text
 
 
+_GRAMMAR_WORDS = ("grammar", "response_format", "json_schema", "json schema", "guided", "structured output",
+                  "xgrammar", "guidance", "outlines", "gbnf")
+
+
+def _names_grammar(text: str) -> bool:
+    text = text.lower()
+    return any(w in text for w in _GRAMMAR_WORDS)
+
+
+GRAMMAR_REFUSED = "server refused the grammar: "
+
+
 def _list_models(client: Any) -> list[str]:
     return sorted(m.id for m in client.models.list().data)
 
@@ -212,6 +234,7 @@ class OpenAICompatibleChatModel(BaseChatModel):
 
     _client: Any = PrivateAttr(None)
     _resolved_mode: str | None = PrivateAttr(None)  # what 'auto' settled on
+    _grammar_refused: str | None = PrivateAttr(None)  # why the server cannot take a schema: unconstrained from then on
 
     @property
     def _llm_type(self) -> str:
@@ -260,21 +283,30 @@ class OpenAICompatibleChatModel(BaseChatModel):
         if self.extra_body:
             request["extra_body"] = dict(self.extra_body)
         mode = self.structured_mode if schema is not None else "none"
+        if self._grammar_refused is not None:
+            mode = "none"
         if schema is not None and mode != "none":
             request["response_format"] = self._response_format(mode, schema)
 
         started = time.monotonic()
+        note = self._grammar_refused
         try:
             response = self._create(request)
         except OpenAICompatError as exc:
-            if not (self.structured_output == "auto" and mode == "json_schema" and exc.status_code in (400, 500)
-                    and _names_response_format(exc.server_message)):
+            if "response_format" not in request:
                 raise
-            # The server does not take the OpenAI form: llama.cpp's form, once, and remember it.
-            mode = "json_object"
-            request["response_format"] = self._response_format(mode, schema)
-            response = self._create(request)
-            self._resolved_mode = mode
+            if (self.structured_output == "auto" and mode == "json_schema" and exc.status_code in (400, 500)
+                    and _names_response_format(exc.server_message)):
+                # The server does not take the OpenAI form: llama.cpp's form, once, and remember it.
+                mode = "json_object"
+                request["response_format"] = self._response_format(mode, schema)
+                try:
+                    response = self._create(request)
+                    self._resolved_mode = mode
+                except OpenAICompatError as again:
+                    response, mode, note = self._without_grammar(request, again)
+            else:
+                response, mode, note = self._without_grammar(request, exc)
         latency = time.monotonic() - started
 
         choice = response.choices[0] if response.choices else None
@@ -284,7 +316,10 @@ class OpenAICompatibleChatModel(BaseChatModel):
             "base_url": self.base_url, "latency_s": round(latency, 3),
             "finish_reason": choice.finish_reason if choice is not None else None,
             "structured_output": mode if schema is not None else None,
+            "constrained": schema is not None and mode != "none",
         }
+        if schema is not None and note:
+            metadata["grammar_note"] = note
         usage = None
         if response.usage is not None:
             prompt = response.usage.prompt_tokens or 0
@@ -293,6 +328,28 @@ class OpenAICompatibleChatModel(BaseChatModel):
                      "total_tokens": response.usage.total_tokens or prompt + completion}
         message = AIMessage(content=text, usage_metadata=usage, response_metadata=metadata)
         return ChatResult(generations=[ChatGeneration(message=message)], llm_output={"model": metadata["model"]})
+
+    def _without_grammar(self, request: dict[str, Any], exc: OpenAICompatError) -> tuple[Any, str, str]:
+        """After a refused grammar: the same request without response_format, and no grammar for
+        the rest of this model's life. Other errors are raised as they were."""
+        if exc.status_code is not None and not (400 <= exc.status_code < 600 and _names_grammar(exc.server_message)):
+            raise exc
+        if exc.status_code is None and not exc.dropped:  # refused or timed out before it could compile
+            raise exc
+        reason = (f"HTTP {exc.status_code}: {exc.server_message.strip()[:300]}" if exc.status_code is not None
+                  else f"the connection dropped while the server compiled it ({exc.reason})")
+        self._grammar_refused = GRAMMAR_REFUSED + reason + "; unconstrained output, parser and repair turn from now on"
+        request.pop("response_format", None)
+        try:
+            response = self._create(request)
+        except OpenAICompatError as after:
+            if exc.status_code is None:  # llama-cpp-python's server process dies on a grammar it cannot parse
+                raise OpenAICompatError(
+                    f"{after} (it stopped answering after a request with a JSON-schema grammar: llama-cpp-python's "
+                    f"server dies on grammars it cannot compile; restart it, or run without constrained decoding)",
+                    after.status_code, after.server_message) from after
+            raise
+        return response, "none", self._grammar_refused
 
     # -- one request, with retries and errors in words
 
@@ -308,16 +365,22 @@ class OpenAICompatibleChatModel(BaseChatModel):
                 raise OpenAICompatError(f"OpenAI-compatible server at {self.base_url} did not answer within "
                                         f"{self.timeout:g} s (model '{self.model}'); raise the timeout") from exc
             except openai.APIConnectionError as exc:
+                reason = _reason(exc)
+                if "response_format" in request and reason != "connection refused":
+                    # The server took the request and dropped the connection: with a grammar, that is
+                    # the grammar (llama.cpp's server process exits on one it cannot parse); no retry.
+                    raise OpenAICompatError(f"OpenAI-compatible server at {self.base_url} dropped the connection: "
+                                            f"{reason}", dropped=True, reason=reason) from exc
                 if attempt >= self.max_retries:
                     raise OpenAICompatError(f"cannot reach OpenAI-compatible server at {self.base_url}: "
-                                            f"{_reason(exc)}") from exc
+                                            f"{reason}", reason=reason) from exc
                 delay = self._delay(attempt, None)
             except openai.NotFoundError as exc:
                 raise self._not_found(exc) from exc
             except openai.APIStatusError as exc:
                 status, text = exc.status_code, _error_text(exc)
                 retryable = status in (408, 409, 429) or status >= 500
-                format_refused = status in (400, 500) and "response_format" in request and _names_response_format(text)
+                format_refused = 400 <= status < 600 and "response_format" in request and _names_grammar(text)
                 if not retryable or format_refused or attempt >= self.max_retries:
                     raise OpenAICompatError(f"OpenAI-compatible server at {self.base_url} answered HTTP {status} "
                                             f"for model '{self.model}': {text}", status, text) from exc

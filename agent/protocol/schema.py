@@ -5,10 +5,22 @@
 types and not required; the description is the tool's whole docstring).
 
 ``action_schema(schemas)`` -> ONE schema for a planner turn, for constrained decoding:
-``{"tool": NAME, "args": {...}}`` for each tool, or ``{"answer": "..."}``; every string is
-bounded (``maxLength``, dates by ``pattern``) and every object closed, so a grammar-constrained
-model cannot run on inside a value. ``narrow`` turns chosen arguments into enums of what this
-patient's record holds (``{"search_records.code": ["HbA1c", ...]}``).
+``{"tool": NAME, "args": {...}}`` for each tool, or ``{"answer": "..."}``. Argument strings are
+bounded (a short ``maxLength``, dates by ``pattern``) and every object closed, so a
+grammar-constrained model cannot run on inside a value. ``narrow`` turns chosen arguments into
+enums of what this patient's record holds (``{"search_records.code": ["HbA1c", ...]}``).
+
+The schema keeps to what serving engines compile (see ``PORTABLE_KEYWORDS``):
+- llama-cpp-python's server (0.3.36) expands ``maxLength: N`` into N nested optional rules; at
+  ``maxLength`` 2000 its grammar parser gives up ("number of rules ... exceeds sane defaults")
+  and the server process dies. So argument strings stay short (``MAX_STRING``) and the free-text
+  answer has NO ``maxLength``: its length is capped by the backend's token budget instead.
+- vLLM's xgrammar lacks ``propertyNames``/``patternProperties``/``maxProperties``/``format``
+  (vLLM then switches engine or refuses): none of them is used; a free map's keys (``filters``)
+  are plain strings, checked by the tool schema after parsing.
+- a ``pattern`` is not combined with ``maxLength`` (engines handle the pair unevenly; the date
+  pattern bounds the length by itself).
+The tool schemas (``tool_schemas``) stay the full check: ``validate_calls`` applies them.
 
 ``schema_errors(instance, schema)`` checks a value against a schema: with ``jsonschema`` when
 it is installed, else with the small checker below (the subset these schemas use).
@@ -24,10 +36,16 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 # YYYY, YYYY-MM or YYYY-MM-DD (what the tools take); [0-9] rather than \d for grammar engines.
 DATE_PATTERN = r"^(19|20)[0-9]{2}(-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01]))?)?$"
-KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_:.\-]*$"
 MAX_INT = 1000
 MAX_ITEMS = 10
-MAX_PROPERTIES = 6
+# Argument strings: names ("Hemoglobin A1c/Hemoglobin.total in Blood" is 40), codes
+# ("http://loinc.org|4548-4"), references ("MedicationRequest/<uuid>" is 54).
+MAX_STRING = 80
+# The JSON-schema keywords action_schema may emit: the subset llama.cpp's GBNF converter,
+# llguidance and vLLM's xgrammar all compile (tests/test_protocol_schema.py checks it).
+PORTABLE_KEYWORDS = frozenset({
+    "title", "type", "properties", "required", "additionalProperties", "anyOf", "enum", "const",
+    "minLength", "maxLength", "pattern", "minimum", "maximum", "items", "minItems", "maxItems"})
 
 
 # -- one schema per tool ----------------------------------------------------------------------
@@ -93,9 +111,13 @@ def by_name(schemas: Iterable[Mapping[str, Any]] | Mapping[str, Mapping[str, Any
 
 # -- one schema for a planner turn --------------------------------------------------------------
 
-def action_schema(schemas: Iterable[Mapping[str, Any]], max_string: int = 200, allow_answer: bool = True,
-                  narrow: Mapping[str, Sequence[Any]] | None = None, max_answer: int = 2000) -> dict[str, Any]:
+def action_schema(schemas: Iterable[Mapping[str, Any]], max_string: int = MAX_STRING, allow_answer: bool = True,
+                  narrow: Mapping[str, Sequence[Any]] | None = None, max_answer: int | None = None) -> dict[str, Any]:
     """The schema of one planner turn: ``anyOf`` one branch per tool plus the answer branch.
+
+    ``max_answer``: a ``maxLength`` for the answer; None (the default) leaves it unbounded,
+    because long bounds break llama.cpp's grammar compiler (module doc): cap the answer with
+    the backend's token budget.
 
     ``narrow``: ``{"tool.argument": [allowed values]}`` turns that argument into an enum (a
     subset of its enum when it has one). An unknown tool or argument, an empty list or a value
@@ -118,8 +140,10 @@ def action_schema(schemas: Iterable[Mapping[str, Any]], max_string: int = 200, a
                          "properties": {"tool": {"const": name}, "args": params},
                          "required": ["tool", "args"], "additionalProperties": False})
     if allow_answer:
-        branches.append({"type": "object",
-                         "properties": {"answer": {"type": "string", "minLength": 1, "maxLength": max_answer}},
+        answer: dict[str, Any] = {"type": "string", "minLength": 1}
+        if max_answer is not None:
+            answer["maxLength"] = max_answer
+        branches.append({"type": "object", "properties": {"answer": answer},
                          "required": ["answer"], "additionalProperties": False})
     if not branches:
         raise ValueError("action_schema needs at least one tool or allow_answer=True")
@@ -178,8 +202,8 @@ def _bound(prop: Mapping[str, Any], name: str, max_string: int) -> dict[str, Any
     types = {prop["type"]} if isinstance(prop.get("type"), str) else set(prop.get("type") or [])
     if "string" in types and "enum" not in prop and "const" not in prop:
         if "date" in name.lower():
-            prop["pattern"] = DATE_PATTERN
-            prop["maxLength"] = min(prop.get("maxLength", 10), 10)
+            prop["pattern"] = DATE_PATTERN   # at most 10 characters by itself: no maxLength beside it
+            prop.pop("maxLength", None)
         else:
             prop["maxLength"] = min(prop.get("maxLength", max_string), max_string)
     if "integer" in types:
@@ -194,10 +218,11 @@ def _bound(prop: Mapping[str, Any], name: str, max_string: int) -> dict[str, Any
         if sub:
             prop["properties"] = {k: _bound(v, k, max_string) for k, v in sub.items()}
         extra = prop.get("additionalProperties")
-        if isinstance(extra, Mapping):  # a free map such as search_records.filters
+        if isinstance(extra, Mapping):  # a free map such as search_records.filters: values bounded;
+            # its keys cannot be (propertyNames/maxProperties are not portable), the tool schema checks them
             prop["additionalProperties"] = _bound(extra, name, max_string)
-            prop["propertyNames"] = {"type": "string", "maxLength": 40, "pattern": KEY_PATTERN}
-            prop["maxProperties"] = min(prop.get("maxProperties", MAX_PROPERTIES), MAX_PROPERTIES)
+            for key in ("propertyNames", "maxProperties", "minProperties", "patternProperties"):
+                prop.pop(key, None)
         else:
             prop["additionalProperties"] = False
     return prop
