@@ -154,7 +154,7 @@ def test_session_resumes_with_the_earlier_question(store, tmp_path):
 
 def test_now_is_told_to_the_planner(store):
     model, _ = ask(store, [answer("ok")], now="2026-01-15")
-    assert "Today is 2026-01-15" in model.calls[0].text
+    assert "Reference date (today): 2026-01-15. Not a search filter" in model.calls[0].text
 
 
 def test_replay_reproduces_the_run(store, latest_hba1c, tmp_path):
@@ -207,7 +207,8 @@ def test_worked_examples_only_for_base_models_unless_asked(store, tmp_path):
     from agent.models import uses_examples
     from agent.models.embedded import EmbeddedChatModel
 
-    assert EmbeddedChatModel.needs_examples is True               # a base model copies the turns it sees
+    assert EmbeddedChatModel(model_key="gemma3-270m").needs_examples is True        # a base model copies the turns it sees
+    assert EmbeddedChatModel(model_key="qwen2.5-coder-1.5b").needs_examples is False  # an instruct model does not
     assert uses_examples(ScriptedChatModel(outputs=[])) is False  # instruction-tuned by default
     assert uses_examples(ScriptedChatModel(outputs=[]), "on") is True
     with pytest.raises(ValueError, match="auto, on or off"):

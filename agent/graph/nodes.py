@@ -42,8 +42,8 @@ def _route(ctx: AgentContext, state: AgentState, source: str, target: str, reaso
 
 def planner_input(state: AgentState, ctx: AgentContext) -> list:
     question = state["question"]
-    if ctx.now:
-        question = f"(Today is {ctx.now}.) {question}"
+    if ctx.now:  # context for "current", "last year" and ages; a small model otherwise copies it into date_from
+        question = f"{question}\nReference date (today): {ctx.now}. Not a search filter: use date_from/date_to only for a period the question names."
     earlier = []
     for q, a in state.get("conversation", []):
         earlier += [HumanMessage(content=f"Earlier question: {q}"), AIMessage(content=json.dumps({"answer": a}))]
