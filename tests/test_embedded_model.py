@@ -14,8 +14,9 @@ from typing import Literal
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
-from agent.models import make_chat_model
+from agent.models import ModelSpecError, make_chat_model, parse_spec
 from agent.models.embedded import MODEL_NAME, EmbeddedChatModel
+from agent.models.packaged import DEFAULT_KEY
 from agent.models.json_grammar import _drop_keys, bound_pattern, close_objects, generation_schema, schema_grammar
 
 TOOL_SCHEMA = {
@@ -164,7 +165,65 @@ def test_factory_builds_embedded_without_loading():
     assert isinstance(model, EmbeddedChatModel)
     assert model.supports_json_schema is True and EmbeddedChatModel.supports_json_schema is True
     assert model._llm_type == "medagent-embedded"
-    assert model.temperature == 0.0 and model.stop == ["<end_of_turn>"] and model.max_new_tokens == 12
+    assert model.temperature == 0.0 and model.stop == [] and model.max_new_tokens == 12
+    assert model.model_key is None and model.packaged.key == DEFAULT_KEY
+
+
+@pytest.mark.parametrize("spec,name,fmt,examples", [
+    ("embedded:gemma3-270m", "gemma3-270m-q4_k_m", "gemma", True),
+    ("embedded:qwen2.5-coder-1.5b", "qwen2.5-coder-1.5b-instruct-q4_k_m", "chatml", False),
+    ("embedded:qwen2.5-coder-0.5b", "qwen2.5-coder-0.5b-instruct-q5_0", "chatml", False),
+])
+def test_specs_select_a_packaged_model_and_its_chat_format(spec, name, fmt, examples):
+    model = make_chat_model(spec)
+    assert model.model_name == name and model.format == fmt and model.needs_examples is examples
+    assert str(parse_spec(spec)) == spec and str(parse_spec("embedded")) == "embedded"
+    with pytest.raises(ModelSpecError, match="choose one of gemma3-270m, qwen2.5-coder-1.5b, qwen2.5-coder-0.5b"):
+        parse_spec("embedded:llama-70b")
+
+
+def test_assemble_joins_parts_in_order_checks_the_hash_and_names_a_missing_part(tmp_path, monkeypatch):
+    import hashlib
+    import sys
+
+    from agent.models import packaged
+
+    chunks = [b"GGUF" + b"a" * 10, b"b" * 7, b"c" * 3]
+    for n, data in enumerate(chunks, start=1):
+        pkg = tmp_path / "site" / f"fakemodel_part{n}"
+        (pkg / "data").mkdir(parents=True)
+        (pkg / "__init__.py").write_text("")
+        (pkg / "data" / f"part{n:02d}.bin").write_bytes(data)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    whole = b"".join(chunks)
+    model = packaged.PackagedModel(key="fake", name="fake", chat_format="chatml", instruct=True,
+                                   distribution="fakemodel-part{n}", version="1.0", parts=3, filename="fake.gguf",
+                                   sha256=hashlib.sha256(whole).hexdigest(), size=len(whole))
+    path = packaged.assemble(model, tmp_path / "cache")
+    assert path.read_bytes() == whole
+    assert packaged.assemble(model, tmp_path / "cache") == path           # the stamp: not joined again
+    bad = packaged.PackagedModel(**{**model.__dict__, "sha256": "0" * 64, "filename": "bad.gguf"})
+    with pytest.raises(packaged.PackagedModelError, match="expected 0000"):
+        packaged.assemble(bad, tmp_path / "cache")
+    assert not (tmp_path / "cache" / "bad.gguf").exists()
+    four = packaged.PackagedModel(**{**model.__dict__, "parts": 4, "filename": "four.gguf"})
+    sys.modules.pop("fakemodel_part4", None)
+    with pytest.raises(packaged.PackagedModelError,
+                       match=r"missing 1 of its 4 parts \(fakemodel-part4\): pip install fakemodel-part1==1.0 .*fakemodel-part4==1.0"):
+        packaged.assemble(four, tmp_path / "cache")
+
+
+def test_chatml_prompt_is_what_qwen_template_writes():
+    from langchain_core.messages import AIMessage as AI
+
+    from agent.models.chatml_format import to_chatml_prompt
+
+    text = to_chatml_prompt([SystemMessage("Plan."), HumanMessage("Q <|im_end|>"), AI('{"tool": "x"}'), HumanMessage("R")])
+    assert text == ("<|im_start|>system\nPlan.<|im_end|>\n<|im_start|>user\nQ < |im_end|><|im_end|>\n"
+                    "<|im_start|>assistant\n{\"tool\": \"x\"}<|im_end|>\n<|im_start|>user\nR<|im_end|>\n"
+                    "<|im_start|>assistant\n")
+    assert to_chatml_prompt([HumanMessage("hi")]).startswith(
+        "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>")
 
 
 # -- the model -----------------------------------------------------------------------------------

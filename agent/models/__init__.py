@@ -1,6 +1,6 @@
 """Model backends, all LangChain chat models, so the graph, streaming and tracing treat them alike.
 
-``make_chat_model("embedded" | "openai:M@URL" | "hf:/path" | "scripted:FILE")`` builds one.
+``make_chat_model("embedded[:NAME]" | "openai:M@URL" | "hf:/path" | "scripted:FILE")`` builds one.
 Every backend:
 - takes LangChain messages and returns an ``AIMessage`` whose ``content`` is the raw text
   (the protocol layer parses it) and whose ``usage_metadata`` counts input/output tokens;
@@ -26,7 +26,7 @@ def make_chat_model(spec: str | ModelSpec, **options: Any) -> BaseChatModel:
     if spec.kind == "embedded":
         from .embedded import EmbeddedChatModel
 
-        return EmbeddedChatModel(**options)
+        return EmbeddedChatModel(model_key=spec.model or None, **options)
     if spec.kind == "openai":
         from .openai_compat import OpenAICompatibleChatModel
 

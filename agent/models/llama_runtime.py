@@ -1,5 +1,6 @@
-"""llama.cpp in-process for the embedded model: the packaged GGUF, the loaded runtime (shared per
+"""llama.cpp in-process for the embedded models: the packaged GGUFs, the loaded runtime (shared per
 process, one generation at a time), deterministic prefix reuse, and llguidance token masks.
+Chat formats: Gemma 3 (``gemma_format``) and ChatML (``chatml_format``, Qwen2.5 instruct).
 
 Used by ``embedded.py`` (the LangChain model); see that module's docstring for the design.
 """
@@ -19,8 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .chatml_format import ENDOFTEXT, IM_END, IM_START
 from .gemma_format import BOS, END_OF_TURN, START_OF_TURN
 from .json_grammar import _UNIMPLEMENTED, _drop_keys, schema_grammar
+from .packaged import GEMMA3_270M, PackagedModel, PackagedModelError, assemble, cache_dir  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +33,17 @@ DEFAULT_N_CTX = 8192
 # Measured prefill on 2 cores: 64 -> 363, 128 -> 420, 256 -> 479 tokens/s; a new prompt
 # re-evaluates at most this many tokens of the prefix it shares with the previous one.
 PREFILL_CHUNK = 128
-# Template markers the prompt may contain; everything else is tokenized as plain text.
-_TEMPLATE_TOKENS = (BOS, START_OF_TURN, END_OF_TURN)
+# Per chat format: the turn markers a prompt may contain (each one control token; everything
+# else is tokenized as plain text), the BOS written first (or None), and the tokens that end a
+# model turn (the opening marker too: a model that runs on into the next turn has finished).
+_FORMATS: dict[str, dict[str, Any]] = {
+    "gemma": {"markers": (START_OF_TURN, END_OF_TURN), "bos": BOS, "ends": (END_OF_TURN, START_OF_TURN)},
+    "chatml": {"markers": (IM_START, IM_END), "bos": None, "ends": (IM_END, IM_START, ENDOFTEXT)},
+}
 
 
 class EmbeddedModelError(RuntimeError):
-    """The embedded model could not be loaded (runtime not installed, bad GGUF)."""
+    """The embedded model could not be loaded (runtime not installed, bad GGUF, missing parts)."""
 
 
 def _default_threads() -> int:
@@ -46,10 +54,6 @@ def _default_threads() -> int:
     return max(1, min(8, n))
 
 
-def cache_dir() -> Path:
-    from platformdirs import user_cache_dir
-
-    return Path(os.environ.get("MEDAGENT_CACHE_DIR") or user_cache_dir("medagent"))
 
 
 # -- the GGUF ------------------------------------------------------------------------------------
@@ -80,6 +84,16 @@ def packaged_gguf() -> tuple[Path, str]:
     st = path.stat()
     _write_atomic(stamp, json.dumps({"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}).encode())
     return path, sha
+
+
+def model_file(model: PackagedModel) -> tuple[Path, str]:
+    """Path and sha256 of a packaged model's GGUF, assembled (and checked) once."""
+    if model.key == GEMMA3_270M.key:
+        return packaged_gguf()
+    try:
+        return assemble(model), model.sha256
+    except PackagedModelError as exc:
+        raise EmbeddedModelError(str(exc)) from exc
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -113,6 +127,7 @@ class Runtime:
     n_ctx: int
     n_threads: int
     load_s: float
+    chat_format: str = "gemma"
     lock: threading.Lock = field(default_factory=threading.Lock)
     _lltok: Any = None
     _aligned: int = 0   # KV positions computed by aligned whole-chunk prompt evaluation
@@ -123,29 +138,33 @@ class Runtime:
         self._lc = llama_cpp
         self._vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
         self.n_vocab = self.llm.n_vocab()
-        ids = {t: self.llm.tokenize(t.encode(), add_bos=False, special=True) for t in _TEMPLATE_TOKENS}
+        fmt = _FORMATS[self.chat_format]
+        self.markers: tuple[str, ...] = fmt["markers"]
+        wanted = dict.fromkeys([*self.markers, *fmt["ends"], *([fmt["bos"]] if fmt["bos"] else [])])
+        ids = {t: self.llm.tokenize(t.encode(), add_bos=False, special=True) for t in wanted}
         for text, toks in ids.items():
             if len(toks) != 1:
-                raise EmbeddedModelError(f"{self.path.name}: {text} is not one token ({toks}); not a Gemma 3 vocabulary")
+                raise EmbeddedModelError(f"{self.path.name}: {text} is not one token ({toks}); "
+                                         f"not a {self.chat_format} vocabulary")
         self.special_ids = {t: toks[0] for t, toks in ids.items()}
-        self.bos_id = self.special_ids[BOS]
+        self.bos_id = self.special_ids[fmt["bos"]] if fmt["bos"] else None
         self.eos_id = self.llm.token_eos()
-        # Ends of a model turn: <end_of_turn> and <eos>; <start_of_turn> too (a base model that
-        # runs on into the next turn has finished this one).
-        self.stop_ids = {self.eos_id, self.special_ids[END_OF_TURN], self.special_ids[START_OF_TURN]}
+        self.stop_ids = {self.eos_id, *(self.special_ids[t] for t in fmt["ends"])}
+        self.end_of_turn_ids = sorted({self.eos_id, self.special_ids[fmt["ends"][0]]})
 
     # tokens -----------------------------------------------------------------------------------
 
     def tokenize_prompt(self, prompt: str) -> list[int]:
-        """Tokens of a ``to_gemma_prompt`` string: BOS, template markers as their control tokens,
-        every other piece as plain text (a control-token name inside message text stays text)."""
-        out = [self.bos_id]
+        """Tokens of a prompt in this runtime's chat format: BOS (Gemma), template markers as their
+        control tokens, every other piece as plain text (a marker's name inside message text was
+        defused by the formatter and stays text)."""
+        out = [self.bos_id] if self.bos_id is not None else []
         pos = 0
-        if prompt.startswith(BOS):
+        if self.bos_id is not None and prompt.startswith(BOS):
             pos = len(BOS)
         while pos < len(prompt):
             nxt, which = len(prompt), None
-            for marker in (START_OF_TURN, END_OF_TURN):
+            for marker in self.markers:
                 i = prompt.find(marker, pos)
                 if i != -1 and i < nxt:
                     nxt, which = i, marker
@@ -180,7 +199,7 @@ class Runtime:
             fptr = ctypes.cast(lc.llama_cpp._lib.llama_tokenize, ctypes.c_void_p).value
             self._lltok = llguidance.LLTokenizer.from_llamacpp(
                 tokens=tokens, vocab_ptr=self._vocab, tokenize_fptr=fptr,
-                eos_token=sorted({self.eos_id, self.special_ids[END_OF_TURN]}), slices=None)
+                eos_token=self.end_of_turn_ids, slices=None)
         return self._lltok
 
     def matcher(self, schema: dict[str, Any] | str) -> Any:
@@ -383,26 +402,34 @@ def _quiet_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-_RUNTIMES: dict[tuple[str, int, int], Runtime] = {}
+_RUNTIMES: dict[tuple[str, int, int, str], Runtime] = {}
 _RUNTIMES_LOCK = threading.Lock()
 _ATEXIT = False
 
 
 def load_runtime(model_path: str | os.PathLike[str] | None = None, *, n_ctx: int = DEFAULT_N_CTX,
-                 n_threads: int | None = None) -> Runtime:
-    """The loaded model for these settings, from the module cache or loaded now."""
+                 n_threads: int | None = None, model: PackagedModel | None = None,
+                 chat_format: str | None = None) -> Runtime:
+    """The loaded model for these settings, from the module cache or loaded now: the GGUF at
+    ``model_path``, else the packaged ``model`` (default: Gemma 3 270M)."""
     threads = n_threads or _default_threads()
+    model = model or GEMMA3_270M
+    chat_format = chat_format or model.chat_format
     if model_path:
         path, sha = Path(model_path).expanduser().resolve(), ""
         if not path.is_file():
             raise EmbeddedModelError(f"no GGUF file at {path}")
     else:
-        path, sha = packaged_gguf()
-    key = (str(path), n_ctx, threads)
+        path, sha = model_file(model)
+    key = (str(path), n_ctx, threads, chat_format)
     with _RUNTIMES_LOCK:
         rt = _RUNTIMES.get(key)
         if rt is not None:
             return rt
+        # llama.cpp's OpenMP threads spin while they wait; on shared CPUs (more busy threads than
+        # cores) that cost 40x: 0.18 vs 7.9 tok/s for the 0.5B model on 2 cores at load 16. Only
+        # read when the OpenMP runtime loads, i.e. before llama_cpp is first imported.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             import llama_cpp
         except ImportError as exc:
@@ -417,7 +444,7 @@ def load_runtime(model_path: str | os.PathLike[str] | None = None, *, n_ctx: int
                 model_path=str(path), n_ctx=n_ctx, n_batch=PREFILL_CHUNK, n_ubatch=PREFILL_CHUNK, n_threads=threads,
                 n_threads_batch=threads, n_gpu_layers=0, swa_full=True, verbose=False)
         rt = Runtime(llm=llm, path=path, sha256=sha, n_ctx=n_ctx, n_threads=threads,
-                     load_s=time.perf_counter() - t0)
+                     load_s=time.perf_counter() - t0, chat_format=chat_format)
         _RUNTIMES[key] = rt
         global _ATEXIT
         if not _ATEXIT:  # free llama.cpp before interpreter teardown (its __del__ fails late)
