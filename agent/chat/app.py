@@ -245,7 +245,7 @@ class ChatApp:
             self.r.warn(f"The session is kept. Check the model server ({self.spec}) and ask again, "
                         "or switch with /model SPEC.")
             return result
-        self.r.answer(result, view.streamed, seconds)
+        self.r.answer(result, view.text, seconds)
         return result
 
     def _turn_error(self, exc: BaseException) -> None:

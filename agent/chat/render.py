@@ -107,9 +107,10 @@ class Renderer:
     def turn_view(self) -> "TurnView":
         return PlainTurnView(self) if self.plain else LiveTurnView(self)
 
-    def answer(self, result: Any, streamed: bool, seconds: float | None = None) -> None:
+    def answer(self, result: Any, streamed: str = "", seconds: float | None = None) -> None:
+        """The final answer; in plain mode only when the streamed text was not already all of it."""
         if self.plain:
-            if not streamed:
+            if streamed.strip() != (result.answer or "").strip() or not streamed.strip():
                 self.console.print(Text(result.answer or "(no answer)"))
         else:
             self.console.print(Markdown(result.answer or "*(no answer)*"))
@@ -158,9 +159,10 @@ def _card_row(line: CardLine, since: str = "since ") -> str:
 
 
 class TurnView:
-    """Shows one turn while it runs: ``status``, ``tool``, ``stream``; a context manager."""
+    """Shows one turn while it runs: ``status``, ``tool``, ``stream``; a context manager.
+    ``text`` is what the current model call has streamed of its answer so far."""
 
-    streamed = False
+    text = ""
 
     def __enter__(self) -> "TurnView":
         return self
@@ -185,6 +187,7 @@ class PlainTurnView(TurnView):
     def __init__(self, renderer: Renderer):
         self.r = renderer
         self.live_text = renderer.file.isatty()   # NO_COLOR on a terminal: still stream, without colour
+        self.text = ""
         self._open_line = False
 
     def tool(self, record: Any) -> None:
@@ -195,7 +198,12 @@ class PlainTurnView(TurnView):
         if self.live_text and piece:
             self.r.file.write(piece)
             self.r.file.flush()
-            self.streamed = self._open_line = True
+            self.text += piece
+            self._open_line = True
+
+    def restart_stream(self) -> None:   # a new model call (e.g. a repair turn): what streamed is not the answer
+        self._close_line()
+        self.text = ""
 
     def _close_line(self) -> None:
         if self._open_line:
@@ -241,9 +249,7 @@ class LiveTurnView(TurnView):
         self.live.console.print(Text(tool_line(record), style="magenta"))
 
     def stream(self, piece: str) -> None:
-        if piece:
-            self.text += piece
-            self.streamed = True
+        self.text += piece
 
     def restart_stream(self) -> None:
         self.text = ""
