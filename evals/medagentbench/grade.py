@@ -231,6 +231,8 @@ def grade(task: Task, attempt: Attempt, facts: Facts, api_base: str) -> Grade:
     base = api_base.rstrip("/") + "/"
     k, now = task.kind, task.now
     expected = expected_answer(task, facts)
+    if attempt.result is None:   # their runner grades only runs that reached FINISH
+        return Grade(False, "the run did not FINISH", expected)
     if k in ("task1", "task2", "task4", "task7"):
         if k == "task2" and expected is None:
             return Grade(False, f"no birth date for patient {task.eval_mrn}", None)
@@ -254,15 +256,11 @@ def grade(task: Task, attempt: Attempt, facts: Facts, api_base: str) -> Grade:
             ("status", lambda p: p["status"], lambda v: v == "final"),
             ("valueString", lambda p: p["valueString"], lambda v: v == task.quoted),
             _subject(task)]
-        if _answer(attempt)[1] == "the run did not FINISH":
-            return Grade(False, "the run did not FINISH", None)
         return _one_order(attempt, 1, [base + "Observation"], [checks], None) or Grade(True, "order matches", None)
     if k == "task8":
         note = task.quoted or ""
         checks = _service_request(task, SNOMED, task.snomed) + [
             ("note.text", lambda p: p["note"]["text"], lambda v: note in v)]
-        if _answer(attempt)[1] == "the run did not FINISH":
-            return Grade(False, "the run did not FINISH", None)
         return _one_order(attempt, 1, [base + "ServiceRequest"], [checks], None) or Grade(True, "order matches", None)
     if k == "task5":
         return _grade_task5(task, attempt, facts, base, expected)
@@ -274,8 +272,6 @@ def grade(task: Task, attempt: Attempt, facts: Facts, api_base: str) -> Grade:
 def _grade_task5(task: Task, attempt: Attempt, facts: Facts, base: str, expected: Any) -> Grade:
     rules = {**MAGNESIUM, **task.rules}
     found = latest(facts, task.now, 24)
-    if attempt.result is None:
-        return Grade(False, "the run did not FINISH", expected)
     if found is None:  # nothing in 24 h: nothing may be ordered; their grader ignores the answer then
         return _no_post(attempt, expected) or Grade(True, "no value within 24 h and nothing ordered", expected)
     value = found[0]
@@ -295,8 +291,6 @@ def _grade_task9(task: Task, attempt: Attempt, facts: Facts, base: str) -> Grade
     rules = {**POTASSIUM, **task.rules}
     found = latest(facts, task.now)
     expected = [found[0] if found else -1]
-    if attempt.result is None:
-        return Grade(False, "the run did not FINISH", expected)
     if found is None or found[0] >= rules["goal"]:
         if bad := _no_post(attempt, expected):
             return bad
@@ -313,8 +307,6 @@ def _grade_task9(task: Task, attempt: Attempt, facts: Facts, base: str) -> Grade
 
 def _grade_task10(task: Task, attempt: Attempt, facts: Facts, base: str, expected: Any) -> Grade:
     found = latest(facts, task.now)
-    if attempt.result is None:
-        return Grade(False, "the run did not FINISH", expected)
     if found is None or parse_time(found[1]) < year_before(task.now):
         checks = _service_request(task, LOINC, task.order_loinc)
         if bad := _one_order(attempt, 1, [base + "ServiceRequest"], [checks], expected):
