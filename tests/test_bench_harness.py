@@ -189,3 +189,52 @@ def test_reports_render_from_the_files_alone(tmp_path):
     assert not (out / "report.html").exists()
     md, html = write_reports(out)
     assert "| c1 | odd | no | completed |" in md.read_text() and "<table" in html.read_text()
+
+
+KILLABLE = '''
+import sys, time
+from pathlib import Path
+from evals.bench.runner import RunOptions, run_benchmark
+from evals.bench.types import BenchCase, CaseResult
+
+class Slow:
+    name = "slow"
+    def cases(self):
+        return [BenchCase(id=f"s{i}", category="x") for i in range(6)]
+    def run_case(self, case, ctx):
+        time.sleep(float(sys.argv[2]))
+        return CaseResult(id=case.id, category="x", correct=True, status="completed")
+    def describe(self):
+        return {}
+    def published(self):
+        return []
+
+run_benchmark(Slow(), model=None, backend=None, report=False,
+              opts=RunOptions(model_label="scripted", out=Path(sys.argv[1])))
+'''
+
+
+def test_a_killed_process_keeps_its_cases_and_the_same_command_finishes(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    script = tmp_path / "killable.py"
+    script.write_text(KILLABLE)
+    results = out / "results.jsonl"
+    proc = subprocess.Popen([sys.executable, str(script), str(out), "0.4"], cwd=Path(__file__).parents[1])
+    deadline = time.time() + 120
+    while time.time() < deadline and (not results.exists() or len(results.read_text().splitlines()) < 2):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) != 0
+    kept = [json.loads(x)["id"] for x in results.read_text().splitlines()]
+    assert 2 <= len(kept) < 6
+    assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
+    done = subprocess.run([sys.executable, str(script), str(out), "0"], cwd=Path(__file__).parents[1], timeout=120)
+    assert done.returncode == 0
+    ids = [json.loads(x)["id"] for x in results.read_text().splitlines()]
+    assert ids[: len(kept)] == kept and sorted(ids) == [f"s{i}" for i in range(6)]   # nothing redone
+    assert json.loads((out / "run.json").read_text())["status"] == "complete"

@@ -19,8 +19,10 @@ import os
 import platform
 import random
 import re
+import signal
 import socket
 import sys
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -159,6 +161,7 @@ def run_benchmark(bench: Benchmark, *, model: Any, backend: Any, opts: RunOption
         results.write(result.to_json())
 
     status = "complete"
+    previous_handler = _sigterm_as_interrupt()
     try:
         run_pool(todo, work, concurrency=workers, on_result=on_result,
                  description=f"{bench.name} · {opts.model_label}", console=console)
@@ -168,10 +171,13 @@ def run_benchmark(bench: Benchmark, *, model: Any, backend: Any, opts: RunOption
                       "re-run the same command to finish")
         raise
     finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
         config["sessions"][-1]["ended"] = utc_now()
         done_ids = {c.id for c in cases} & results.done.keys()
-        config.update(ended=utc_now(), status=status if len(done_ids) == len(cases) or status != "complete" else "partial",
-                      cases_done=len(done_ids))
+        if status == "complete" and len(done_ids) < len(cases):
+            status = "partial"          # a case raised through the harness (a bug): say so, keep the rest
+        config.update(ended=utc_now(), status=status, cases_done=len(done_ids))
         write_json(out / "run.json", config)
         if report and results.done:
             from .report import write_reports
@@ -181,6 +187,18 @@ def run_benchmark(bench: Benchmark, *, model: Any, backend: Any, opts: RunOption
     console.print(summary_table(rows, title=f"{bench.name} · {opts.model_label} · {opts.strategy}"))
     console.print(f"run folder: {out}  (report.html, report.md, results.jsonl, traces/)")
     return config
+
+
+def _sigterm_as_interrupt():
+    """``kill PID`` stops a run like Ctrl-C: finished cases are already on disk, and run.json
+    and the report are brought up to date. Only the main thread may set handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, handler)
 
 
 def run_one(bench: Benchmark, case: BenchCase, *, model: Any, backend: Any, opts: RunOptions,
