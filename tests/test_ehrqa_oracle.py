@@ -29,6 +29,10 @@ def test_parse_reads_columns_by_name_and_the_all_rows_line():
     assert t.rows[2]["id"] == "mr-3" and t.rows[2]["status"] == "active"
     empty = parse("No Condition found (code http://snomed.info/sct|1; onset-date le2020-01-01).")
     assert empty.total == 0 and not empty.rows
+    # An empty result that shows what lies outside its filter is still empty.
+    outside = "MedicationRequest: 0 found (status active); outside it:\ndate | display | status | id\n2015-01-01 | x | stopped | m-9"
+    assert parse(outside).total == 0 and not parse(outside).rows
+    assert parse("No MedicationRequest with status active; 1 stopped:\n" + outside.split("\n", 1)[1]).rows == []
 
 
 def test_answer_from_each_kind():

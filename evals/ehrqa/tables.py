@@ -62,6 +62,8 @@ def parse(text: str) -> Table:
     if m:
         table.resource_type = m.group(1) or "Patient"
         table.total = int(m.group(2) or m.group(3))
+        if table.total == 0:  # '0 found': any rows shown next lie outside the filter
+            return table
     elif _NONE.match(first):
         table.resource_type = _NONE.match(first).group(1) or ""
         table.total = 0
