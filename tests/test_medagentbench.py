@@ -259,3 +259,41 @@ def test_cli_runs_generated_tasks_end_to_end_and_resumes(tmp_path, monkeypatch):
     again = runner.invoke(app, args)              # everything done: nothing runs, the script is not consumed
     assert again.exit_code == 0, again.output
     assert len((out / "results.jsonl").read_text().splitlines()) == 2
+
+
+def test_protocol_against_a_server_url_sends_raw_gets_their_way(tmp_path, store):
+    """With --fhir-url, GETs go out as HTTP with &_format=json appended and the body is fed back as text."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the stdlib's name
+            seen.append(self.path)
+            body = json.dumps({"resourceType": "Bundle", "type": "searchset", "total": 0}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/fhir+json;charset=UTF-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}/fhir"
+        b = MedAgentBenchmark("generated", fhir_url=base, backend=store, per_kind=1, seed=7)
+        c = case(b, "task7_1")
+        task, _ = gold(c)
+        model = ScriptedChatModel(outputs=[f"GET {base}/Observation?patient={task.eval_mrn}&code={task.code}",
+                                           "FINISH([-1])"])
+        r = b.run_case(c, ctx(tmp_path, model, store))
+        assert seen == [f"/fhir/Observation?patient={task.eval_mrn}&code={task.code}&_format=json"]
+        assert f"use {base}/ as the api_base" in model.calls[0].text
+        assert model.calls[1].messages[-1].text.startswith('Here is the response from the GET request:\n{"resourceType"')
+        assert r.status == "completed" and b.describe()["server"] == base
+    finally:
+        server.shutdown()
