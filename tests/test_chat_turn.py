@@ -126,3 +126,52 @@ def test_sessions_index_lists_newest_first_and_finds_by_prefix(tmp_path):
     assert store.get(a.id[:5]).patient == "p1" and store.get("nope") is None
     assert store.next_trace_path(a.id).name == "turn-001.jsonl"
     assert SessionStore(tmp_path).get(b.id).patient_name == "James Okafor"   # another process reads the same index
+
+
+def test_openai_compatible_backend_streams_pieces_to_the_callbacks():
+    """A served model with ``streaming=True`` (what the chat sets) passes each piece on as it arrives."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from langchain_core.callbacks import BaseCallbackHandler
+    from langchain_core.messages import HumanMessage
+
+    from agent.models.openai_compat import OpenAICompatibleChatModel
+
+    pieces = ['{"answer": "', "Seven ", "point ", 'one."}']
+    requests: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            requests.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.end_headers()
+            chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "served"}
+            for i, piece in enumerate(pieces):
+                done = "stop" if i == len(pieces) - 1 else None
+                body = {**chunk, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": done}]}
+                self.wfile.write(f"data: {json.dumps(body)}\n\n".encode())
+                self.wfile.flush()
+            usage = {"prompt_tokens": 12, "completion_tokens": 4, "total_tokens": 16}
+            self.wfile.write(f"data: {json.dumps({**chunk, 'choices': [], 'usage': usage})}\n\ndata: [DONE]\n\n".encode())
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    got: list[str] = []
+
+    class Collect(BaseCallbackHandler):
+        def on_llm_new_token(self, token, **kwargs):
+            got.append(token)
+    try:
+        model = OpenAICompatibleChatModel(model="served", base_url=f"http://127.0.0.1:{httpd.server_address[1]}/v1",
+                                          streaming=True, callbacks=[Collect()])
+        reply = model.invoke([HumanMessage("Last HbA1c?")])
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert got == pieces and reply.content == "".join(pieces) and requests[0]["stream"] is True
+    assert reply.usage_metadata["input_tokens"] == 12 and reply.usage_metadata["output_tokens"] == 4
+    assert reply.response_metadata["finish_reason"] == "stop"

@@ -54,6 +54,8 @@ class ChatApp:
         spec = parse_spec(text)
         model = build_chat_model(spec, self.settings)
         model.callbacks = [self.tap]   # every call reports its start and its streamed text to the turn
+        if "streaming" in type(model).model_fields:   # LangChain's switch for backends that can stream
+            model.streaming = True
         self.spec, self.model = spec, model
 
     @property

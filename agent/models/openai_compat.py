@@ -182,6 +182,33 @@ def _names_grammar(text: str) -> bool:
 GRAMMAR_REFUSED = "server refused the grammar: "
 
 
+def _collect_stream(stream: Any, run_manager: CallbackManagerForLLMRun | None, base_url: str) -> Any:
+    """A streamed reply as one response object (text, finish reason, model, usage), each piece
+    passed to ``run_manager.on_llm_new_token`` as it arrives."""
+    import openai
+    from types import SimpleNamespace
+
+    pieces: list[str] = []
+    finish, model, usage = None, None, None
+    try:
+        for chunk in stream:
+            model = chunk.model or model
+            usage = chunk.usage or usage
+            for choice in chunk.choices or []:
+                finish = choice.finish_reason or finish
+                piece = choice.delta.content if choice.delta is not None else None
+                if piece:
+                    pieces.append(piece)
+                    if run_manager is not None:
+                        run_manager.on_llm_new_token(piece)
+    except openai.APIError as exc:
+        raise OpenAICompatError(f"OpenAI-compatible server at {base_url} stopped while streaming: {_reason(exc)}") from exc
+    finally:
+        stream.close()
+    message = SimpleNamespace(content="".join(pieces))
+    return SimpleNamespace(choices=[SimpleNamespace(message=message, finish_reason=finish)], model=model, usage=usage)
+
+
 def _list_models(client: Any) -> list[str]:
     return sorted(m.id for m in client.models.list().data)
 
@@ -229,6 +256,8 @@ class OpenAICompatibleChatModel(BaseChatModel):
     merge_system: bool = Field(True, description="Fold system text into the first user turn (Gemma has no system role)")
     extra_body: dict[str, Any] | None = Field(None, description="Extra request fields (e.g. vLLM's chat_template_kwargs)")
     http_client: Any = Field(None, exclude=True, description="An httpx client for the openai client (tests, proxies)")
+    streaming: bool = Field(False, description="Ask the server to stream; each piece goes to the callbacks' "
+                                               "on_llm_new_token as it arrives (the chat shows the answer growing)")
 
     supports_json_schema: bool = True
 
@@ -287,6 +316,8 @@ class OpenAICompatibleChatModel(BaseChatModel):
             mode = "none"
         if schema is not None and mode != "none":
             request["response_format"] = self._response_format(mode, schema)
+        if self.streaming:
+            request.update(stream=True, stream_options={"include_usage": True})
 
         started = time.monotonic()
         note = self._grammar_refused
@@ -307,6 +338,8 @@ class OpenAICompatibleChatModel(BaseChatModel):
                     response, mode, note = self._without_grammar(request, again)
             else:
                 response, mode, note = self._without_grammar(request, exc)
+        if self.streaming:
+            response = _collect_stream(response, run_manager, self.base_url)
         latency = time.monotonic() - started
 
         choice = response.choices[0] if response.choices else None
