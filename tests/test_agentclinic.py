@@ -109,6 +109,7 @@ def test_the_llm_judge_decides_when_it_answers_else_the_string_match():
     correct, details, llm = moderate("Myasthenia gravis", "Myasthenia gravis", judge)
     assert correct is False and details["decided_by"] == "llm_judge" and details["string_match"] is True
     assert "Here is the correct diagnosis: Myasthenia gravis" in judge.calls[0].text and llm.raw == "No"
+    assert judge.calls[0].stop == ["\n"] and judge.calls[0].kwargs["max_tokens"] <= 16     # Yes/No, bounded
     correct, details, _ = moderate("Myasthenia gravis", "Myasthenia gravis", judge)
     assert correct is True and details["decided_by"] == "string_match" and details["llm_judge"] is None
     correct, details, _ = moderate("", "Myasthenia gravis", judge)

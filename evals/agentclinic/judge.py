@@ -22,6 +22,7 @@ from . import prompts
 
 F1_THRESHOLD = 0.75
 NEGATIONS = {"non", "not", "no", "without"}
+JUDGE_MAX_TOKENS = 8
 PHRASES = {  # whole-phrase synonyms and abbreviations -> one canonical wording
     "mi": "myocardial infarction", "heart attack": "myocardial infarction", "ami": "myocardial infarction",
     "stemi": "st elevation myocardial infarction", "nstemi": "non st elevation myocardial infarction",
@@ -107,7 +108,7 @@ def llm_verdict(model: Any, answer: str, gold: str) -> LlmVerdict:
     start = time.perf_counter()
     shown = [{"role": "system", "content": prompts.MODERATOR_SYSTEM}, {"role": "user", "content": human}]
     try:
-        message = model.invoke(messages)
+        message = model.invoke(messages, stop=["\n"], max_tokens=JUDGE_MAX_TOKENS)   # "Yes" or "No"
     except Exception as exc:
         return LlmVerdict(None, error=f"{type(exc).__name__}: {exc}", latency_s=time.perf_counter() - start,
                           prompt_messages=shown)

@@ -130,13 +130,18 @@ class CasePatient:
 
 
 class _LlmRole:
+    # A reply is 1-3 sentences: a bound keeps a small model from running on (and a slow one from taking minutes).
+    MAX_TOKENS = 160
+    STOP = ["\nDoctor:", "\nDr. Agent:", "\n\n\n"]
+
     def __init__(self, model: Any, label: str, system: str, lead: str):
         self.model, self.label, self.system, self.lead = model, label, system, lead
 
     def _ask(self, prompt: str, prefix: str) -> RoleReply:
         start = time.perf_counter()
         try:
-            message = self.model.invoke([SystemMessage(content=self.system), HumanMessage(content=prompt)])
+            message = self.model.invoke([SystemMessage(content=self.system), HumanMessage(content=prompt)],
+                                        stop=self.STOP, max_tokens=self.MAX_TOKENS)
         except Exception as exc:
             return RoleReply(f"{prefix}(no answer)", latency_s=time.perf_counter() - start,
                              error=f"{type(exc).__name__}: {exc}")
