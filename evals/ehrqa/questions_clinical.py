@@ -168,8 +168,9 @@ FIRST_RX = ("When was {x} first prescribed?", "On what date was {x} first ordere
 
 
 def _latest_as_of(rng: random.Random, rec: PatientRecord, items):
-    """A random prescription, a ``now`` at which it is the newest of its kind, and whether
-    it is alone on its day (else 'the latest' is ambiguous at day precision)."""
+    """A random prescription day, a ``now`` at which it is the newest of its kind, and the
+    prescriptions on that day (several that disagree make 'the latest' ambiguous at day
+    precision: the callers skip those)."""
     days = _series(items)
     i = rng.randrange(len(days))
     now = now_for(rng, rec, days[i], days[i + 1] if i + 1 < len(days) else None)
