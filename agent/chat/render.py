@@ -56,8 +56,10 @@ def tool_line(record: Any) -> str:
 def footer_text(result: Any, seconds: float | None = None) -> str:
     """``2 steps · 1,234 → 56 tokens · 3.1 s``: seconds as the user waited them (when given)."""
     seconds = result.seconds if seconds is None else seconds
-    parts = [f"{result.steps} step{'s' if result.steps != 1 else ''}",
-             f"{result.input_tokens:,} → {result.output_tokens:,} tokens", f"{seconds:.1f} s"]
+    # llama.cpp's server sends no token counts while it streams: say so rather than "0 → 0"
+    tokens = f"{result.input_tokens:,} → {result.output_tokens:,} tokens" \
+        if (result.input_tokens or result.output_tokens or not result.model_calls) else "tokens not reported"
+    parts = [f"{result.steps} step{'s' if result.steps != 1 else ''}", tokens, f"{seconds:.1f} s"]
     if result.status != "completed":
         parts.insert(0, result.status)
     return " · ".join(parts)
