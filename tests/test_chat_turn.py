@@ -77,7 +77,7 @@ def test_a_turn_reports_model_starts_tokens_and_tool_calls_in_order(store, tmp_p
                                        json.dumps({"answer": "7.1 %"})])
     tap = StreamTap()
     model.callbacks = [tap]
-    worker = TurnWorker(_job(store, model, None, None, tmp_path / "t.jsonl"), tap).start()
+    worker = TurnWorker(_job(store, model, None, None, tmp_path / "t.jsonl")).start()
     events = _drain(worker)
     kinds = [e.kind if e.kind != "record" else e.data.type for e in events]
     assert kinds[0] == "run_header" and kinds[-2:] == ["run_end", "done"]
@@ -86,7 +86,7 @@ def test_a_turn_reports_model_starts_tokens_and_tool_calls_in_order(store, tmp_p
     assert "model_start" in kinds[first_tool:] and "token" in kinds[first_tool:]
     stream = AnswerStream()
     shown = "".join(stream.feed(e.data) for e in events[first_tool:] if e.kind == "token")
-    assert shown == "7.1 %" and worker.result.status == "completed" and tap.turn is None
+    assert shown == "7.1 %" and worker.result.status == "completed"
 
 
 def test_stopping_a_turn_ends_its_trace_as_interrupted_and_keeps_the_session(store, tmp_path):
@@ -100,7 +100,7 @@ def test_stopping_a_turn_ends_its_trace_as_interrupted_and_keeps_the_session(sto
     tap = StreamTap()
     slow.callbacks = [tap]
     trace = tmp_path / "stopped.jsonl"
-    worker = TurnWorker(_job(store, slow, "s1", saver, trace, "And since when?"), tap).start()
+    worker = TurnWorker(_job(store, slow, "s1", saver, trace, "And since when?")).start()
     while worker.events.get(timeout=30).kind != "token":
         pass
     started = time.perf_counter()

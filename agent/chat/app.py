@@ -181,7 +181,7 @@ class ChatApp:
                                 examples=self.settings.examples, session_id=session.id,
                                 checkpointer=self.store.checkpointer, exporters=[exporter])
 
-        worker = TurnWorker(job, self.tap).start()
+        worker = TurnWorker(job).start()
         view = self.r.turn_view()
         stream = AnswerStream()
         started = time.perf_counter()

@@ -19,6 +19,7 @@ import json
 import queue
 import re
 import threading
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -35,31 +36,39 @@ class Event:
     data: Any = None
 
 
+# The turn whose worker is running this code: set in the worker thread, and carried into the
+# threads LangGraph runs nodes in (it copies the context), so a turn left running in the
+# background after a second Ctrl-C never reports into the next turn.
+_CURRENT_TURN: ContextVar["TurnWorker | None"] = ContextVar("medagent_chat_turn", default=None)
+
+
 class StreamTap(BaseCallbackHandler):
-    """Put on a chat model's ``callbacks`` once; ``turn`` says where the current turn listens."""
+    """Put on a chat model's ``callbacks`` once: reports to the turn that made the call."""
 
     raise_error = True     # so TurnStopped is not swallowed (it is a BaseException anyway)
 
-    def __init__(self) -> None:
-        self.turn: "TurnWorker | None" = None
+    @property
+    def turn(self) -> "TurnWorker | None":
+        return _CURRENT_TURN.get()
 
     def on_chat_model_start(self, serialized, messages, **kwargs) -> None:
-        if self.turn is not None:
-            self.turn.checkpoint()
-            self.turn.events.put(Event("model_start"))
+        turn = self.turn
+        if turn is not None:
+            turn.checkpoint()
+            turn.events.put(Event("model_start"))
 
     def on_llm_new_token(self, token: str, **kwargs) -> None:
-        if self.turn is not None:
-            self.turn.checkpoint()
-            self.turn.events.put(Event("token", token))
+        turn = self.turn
+        if turn is not None:
+            turn.checkpoint()
+            turn.events.put(Event("token", token))
 
 
 class TurnWorker:
     """Runs ``job(exporter)`` (which calls run_question with that exporter) in a daemon thread."""
 
-    def __init__(self, job: Callable[[Callable[[Any], None]], Any], tap: StreamTap | None = None):
+    def __init__(self, job: Callable[[Callable[[Any], None]], Any]):
         self.job = job
-        self.tap = tap
         self.events: queue.Queue[Event] = queue.Queue()
         self.result: Any = None
         self.error: BaseException | None = None
@@ -77,8 +86,7 @@ class TurnWorker:
             self.checkpoint()
 
     def _run(self) -> None:
-        if self.tap is not None:
-            self.tap.turn = self
+        _CURRENT_TURN.set(self)
         try:
             self.result = self.job(self._export)
         except TurnStopped:
@@ -86,8 +94,7 @@ class TurnWorker:
         except BaseException as exc:  # shown to the user by the main thread; the chat goes on
             self.error = exc
         finally:
-            if self.tap is not None and self.tap.turn is self:
-                self.tap.turn = None
+            _CURRENT_TURN.set(None)
             self.events.put(Event("done"))
 
     def start(self) -> "TurnWorker":
