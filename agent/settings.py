@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     constrained: bool = Field(True, description="Constrain planner output to the tool-call JSON schema where the backend can")
     examples: Literal["auto", "on", "off"] = Field(
         "auto", description="Worked examples in the planner prompt: auto = only for base models (the embedded one)")
+    guidelines: str = Field("starter", description="Guideline search for ask and chat: starter (the shipped corpus), an index folder, or off")
     image_encoder: str | None = Field(None, description="Local MedSigLIP folder (SiglipModel + tokenizer); image tools are off without it")
     image_index: str | None = Field(None, description="Image index folder (default <user data dir>/medagent/image-index)")
 

@@ -164,6 +164,7 @@ class ChatApp:
     # -- one question ---------------------------------------------------------------------------
 
     def ask(self, question: str) -> Any:
+        from agent.knowledge import knowledge_tools
         from agent.run import run_question
 
         if self.patient is None:
@@ -179,7 +180,8 @@ class ChatApp:
                                 redact=redact, now=self.now, max_steps=self.max_steps,
                                 constrained=self.settings.constrained, thinking=self.settings.thinking,
                                 examples=self.settings.examples, session_id=session.id,
-                                checkpointer=self.store.checkpointer, exporters=[exporter])
+                                checkpointer=self.store.checkpointer, exporters=[exporter],
+                                extra_tools=knowledge_tools(self.settings, patient_id))
 
         worker = TurnWorker(job).start()
         view = self.r.turn_view()

@@ -33,6 +33,7 @@ def ask(
     """Answer a question about a patient's record, citing the record ids it rests on."""
     from agent.models import ModelSpecError, parse_spec
     from agent.models.factory import build_chat_model
+    from agent.knowledge import knowledge_tools
     from agent.run import run_question
 
     settings = settings_from(config, store=store, fhir_url=fhir_url, llm=llm)
@@ -50,7 +51,7 @@ def ask(
                                   strategy=strategy, trace_path=trace, redact=redact, now=now, max_steps=max_steps,
                                   max_tokens=max_tokens, constrained=settings.constrained, thinking=settings.thinking,
                                   narrow=narrow, examples=settings.examples, session_id=session,
-                                  checkpointer=checkpointer)
+                                  checkpointer=checkpointer, extra_tools=knowledge_tools(settings, patient))
         except LookupError as exc:
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(EXIT_REFUSED) from exc
