@@ -297,3 +297,22 @@ def test_protocol_against_a_server_url_sends_raw_gets_their_way(tmp_path, store)
         assert r.status == "completed" and b.describe()["server"] == base
     finally:
         server.shutdown()
+
+
+def test_agent_answers_map_onto_their_finish_lists():
+    from evals.medagentbench.agent_mode import finish_list
+
+    def t(kind, code="2339-0"):
+        return task_from_json({"id": f"{kind}_1", "instruction": "", "context": f'The code for x is "{code}".',
+                               "eval_MRN": "p"})
+
+    stored = [("2023-01-01T08:00:00+00:00", 4.473373994046302), ("2023-05-01T08:00:00+00:00", 6.21)]
+    said = "The most recent value within the last 24 hours is 4.47 mmol/L on 2023-01-01 (Observation/abc-1)."
+    assert finish_list(t("task4"), said, [], stored) == [4.473373994046302]     # the stored value it rounds
+    assert finish_list(t("task4"), "No value in the last 24 hours.", [], stored) == [-1]
+    assert finish_list(t("task5"), "No value in the last 24 hours.", [], stored) == []
+    assert finish_list(t("task10", "4548-4"), "HbA1c (4548-4) was 6.21 % on 2023-05-01.", [], stored) == \
+        [6.21, "2023-05-01T08:00:00+00:00"]
+    assert finish_list(t("task2"), "The patient is 61 years old.", [], []) == [61]
+    assert finish_list(t("task1"), "Patient not found.", [], []) == ["Patient not found"]
+    assert finish_list(t("task1"), "It is Patient/abc.", ["Patient/abc"], []) == ["abc"]

@@ -35,6 +35,7 @@ NDC_SYSTEM = "http://hl7.org/fhir/sid/ndc"
 _NDC = re.compile(r"^\d{4,5}-\d{3,4}-\d{1,2}$")
 _DATE = re.compile(r"\d{4}-\d\d-\d\d(?:[T ][\d:.]+(?:Z|[+-]\d\d:?\d\d)?)?")
 _REF = re.compile(r"\b[A-Z][A-Za-z]+/[\w.-]+")
+_CODE = re.compile(r"(?<![\w.])\d{1,7}-\d(?![\w-])")      # a LOINC code such as 4548-4 is not a value
 _UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
 _NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w])")
 _NONE = re.compile(r"\b(no|none|not (?:available|found|recorded)|unavailable)\b", re.I)
@@ -44,9 +45,9 @@ _SPAN = re.compile(r"(?<![\w.])\d+\s*(?:hours?|hrs?|h|days?|minutes?|mins?)\b", 
 
 
 def numbers(text: str, spans: bool = False) -> list[str]:
-    """Numbers in the answer, leaving out dates, times, record ids and (unless ``spans``) time
+    """Numbers in the answer, leaving out dates, times, record ids, codes and (unless ``spans``) time
     spans such as "24 hours", which value answers repeat from the question."""
-    text = _UUID.sub(" ", _REF.sub(" ", _DATE.sub(" ", text)))
+    text = _CODE.sub(" ", _UUID.sub(" ", _REF.sub(" ", _DATE.sub(" ", text))))
     return _NUMBER.findall(text if spans else _SPAN.sub(" ", text))
 
 
