@@ -175,3 +175,18 @@ def test_openai_compatible_backend_streams_pieces_to_the_callbacks():
     assert got == pieces and reply.content == "".join(pieces) and requests[0]["stream"] is True
     assert reply.usage_metadata["input_tokens"] == 12 and reply.usage_metadata["output_tokens"] == 4
     assert reply.response_metadata["finish_reason"] == "stop"
+
+
+def test_answers_render_as_markdown_keeping_tag_like_text():
+    import io
+
+    from agent.chat.render import Renderer
+    from agent.run import RunResult
+
+    out = io.StringIO()
+    result = RunResult(answer="**Last** value: <value> <unit> (Observation/<id>); HbA1c <7 %", status="completed",
+                       cited_ids=["Observation/x"], steps=1, model_calls=1, input_tokens=5, output_tokens=2)
+    Renderer(plain=False, file=out).answer(result, "", 1.5)
+    text = out.getvalue()
+    assert "Last value: <value> <unit> (Observation/<id>); HbA1c <7 %" in text and "**" not in text
+    assert "cited: Observation/x" in text and "1 step · 5 → 2 tokens · 1.5 s" in text

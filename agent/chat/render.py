@@ -12,6 +12,7 @@ Recorded text always goes in as ``Text`` (never markup), so brackets in a record
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import time
@@ -65,6 +66,16 @@ def footer_text(result: Any, seconds: float | None = None) -> str:
     return " · ".join(parts)
 
 
+_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
+
+
+def markdown_safe(text: str | None) -> str:
+    """Answer text for Markdown: a tag-like ``<value>`` is escaped, since Markdown would take it
+    for inline HTML and the terminal renderer drops HTML (a model copying a template's
+    ``<value> <unit> (Observation/<id>)`` must show as written)."""
+    return _TAG_START.sub(r"\\<", text or "")
+
+
 def citation_text(cited_ids: Iterable[str]) -> str:
     ids = list(cited_ids)
     return "cited: " + (", ".join(ids) if ids else UNCITED)
@@ -115,7 +126,7 @@ class Renderer:
             if streamed.strip() != (result.answer or "").strip() or not streamed.strip():
                 self.console.print(Text(result.answer or "(no answer)"))
         else:
-            self.console.print(Markdown(result.answer or "*(no answer)*"))
+            self.console.print(Markdown(markdown_safe(result.answer) or "*(no answer)*"))
         if result.status == "completed":
             self.say(citation_text(result.cited_ids), "cyan")
         self.say(footer_text(result, seconds), "dim")
