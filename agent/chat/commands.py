@@ -136,9 +136,11 @@ def source_text(app: "ChatApp", ref: str) -> str:
     from tools.fhir.backend import FhirError
 
     rtype, _, rid = ref.partition("/")
+    if rtype == "Guideline":   # a guideline passage ('Guideline/<note>#<section>'), not a FHIR record
+        return f"guideline passage {rid}"
     try:
         resource = app.backend.read(rtype, rid)
-    except FhirError as exc:
+    except (FhirError, ValueError, LookupError) as exc:
         return f"(could not read it: {exc})"
     fields = dict(line.split(": ", 1) for line in describe(resource).splitlines()[1:] if ": " in line)
     value = " ".join(v for v in (fields.get("value", ""), fields.get("unit", "")) if v)
