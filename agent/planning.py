@@ -9,6 +9,7 @@ record for the trace (raw output, tokens, latency, constrained or not, prompt ha
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, Sequence
@@ -19,7 +20,7 @@ from langchain_core.messages import BaseMessage
 from .protocol.parser import parse_output, validate_calls
 from .protocol.prompting import prompt_ids, repair_messages
 from .protocol.schema import action_schema
-from .protocol.types import ParsedOutput
+from .protocol.types import ParsedOutput, ToolCall
 
 Status = Literal["ok", "invalid_action", "model_error"]
 
@@ -85,6 +86,42 @@ def read_output(raw: str, schemas: Sequence[Mapping[str, Any]]) -> tuple[ParsedO
     return parsed, None
 
 
+# How agent/graph/nodes.py states the reference date in the question turn.
+REFERENCE_DATE = re.compile(r"^Reference date \(today\): (\d{4}-\d{2}-\d{2})\b", re.M)
+
+
+def reference_date(messages: Sequence[BaseMessage]) -> str | None:
+    """The reference date stated in the last question turn, if any."""
+    for m in reversed(messages):
+        text = m.content if isinstance(m.content, str) else ""
+        if m.type == "human" and text.startswith("Question: "):
+            found = REFERENCE_DATE.search(text)
+            return found.group(1) if found else None
+    return None
+
+
+def drop_reference_date_filters(parsed: ParsedOutput, today: str | None) -> str | None:
+    """Small models copy the reference date into ``date_from`` (searching from today on finds
+    nothing the record holds as of today). Such a ``date_from``, and a ``date_to`` equal to it,
+    are dropped; returns a note for the trace, or None when nothing changed."""
+    if not today or parsed.kind != "calls":
+        return None
+    dropped: list[str] = []
+    calls = []
+    for call in parsed.calls:
+        args = dict(call.args)
+        if str(args.get("date_from", "")) == today:
+            for key in ("date_from", "date_to"):
+                if str(args.get(key, "")) == today:
+                    del args[key]
+                    dropped.append(f"{call.name}.{key}={today}")
+        calls.append(ToolCall(name=call.name, args=args))
+    if not dropped:
+        return None
+    parsed.calls = calls
+    return f"dropped {', '.join(dropped)}: the reference date is context, not a filter"
+
+
 def plan_turn(model: BaseChatModel, messages: Sequence[BaseMessage], schemas: Sequence[Mapping[str, Any]], *,
               constrained: bool = True, narrow: Mapping[str, Sequence[Any]] | None = None,
               thinking: bool = False, repair: bool = True) -> TurnResult:
@@ -106,6 +143,9 @@ def plan_turn(model: BaseChatModel, messages: Sequence[BaseMessage], schemas: Se
         records.append(call)
         parsed, error = read_output(call.raw_output, schemas)
         if error is None:
+            note = drop_reference_date_filters(parsed, reference_date(messages))
+            if note:
+                call.error = f"{call.error}; {note}" if call.error else note
             return TurnResult("ok", parsed, records)
         call.error = f"{call.error}; {error}" if call.error else error
         attempt_messages = repair_messages(messages, call.raw_output, error)

@@ -84,3 +84,23 @@ def test_the_action_schema_is_sent_when_the_backend_can_constrain():
     plain = ScriptedChatModel(outputs=[GOOD])
     plan_turn(plain, planner_messages(QUESTION, SCHEMAS), SCHEMAS)
     assert plain.calls[0].json_schema is None
+
+
+def test_a_search_from_the_reference_date_on_is_widened():
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    from agent.planning import drop_reference_date_filters, reference_date
+    from agent.protocol.types import ParsedOutput, ToolCall
+
+    question = HumanMessage("Question: Does she have asthma?\nReference date (today): 2020-02-02. Not a search filter.")
+    assert reference_date([SystemMessage("s"), question]) == "2020-02-02"
+    assert reference_date([HumanMessage("Question: Does she have asthma?")]) is None
+    copied = ParsedOutput(kind="calls", calls=[ToolCall(name="search_records", args={
+        "resource_type": "Condition", "code": "asthma", "date_from": "2020-02-02", "date_to": "2020-02-02"})])
+    note = drop_reference_date_filters(copied, "2020-02-02")
+    assert copied.calls[0].args == {"resource_type": "Condition", "code": "asthma"}
+    assert note == ("dropped search_records.date_from=2020-02-02, search_records.date_to=2020-02-02: "
+                    "the reference date is context, not a filter")
+    period = ParsedOutput(kind="calls", calls=[ToolCall(name="search_records", args={   # a real period: kept
+        "resource_type": "Encounter", "date_from": "2019-02-02", "date_to": "2020-02-02"})])
+    assert drop_reference_date_filters(period, "2020-02-02") is None and period.calls[0].args["date_to"] == "2020-02-02"

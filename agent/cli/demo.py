@@ -75,7 +75,8 @@ def _ask_embedded(backend, settings) -> None:
     trace = Path(user_data_dir("medagent")) / "traces" / "demo.jsonl"
     trace.parent.mkdir(parents=True, exist_ok=True)
     err.print(f"Asking the agent ({spec}, first load takes a few seconds): {question}")
-    result = run_question(question, backend=backend, patient_id=patient.id, model=build_chat_model(spec, settings),
+    model = build_chat_model(spec, settings)
+    result = run_question(question, backend=backend, patient_id=patient.id, model=model,
                           model_label=str(spec), trace_path=trace, constrained=settings.constrained,
                           thinking=settings.thinking, examples=settings.examples, max_steps=6)
     body = f"{result.answer or '(no answer)'}\n\n{citation_line(result.cited_ids)}"
@@ -85,7 +86,11 @@ def _ask_embedded(backend, settings) -> None:
               f"{result.input_tokens:,} -> {result.output_tokens:,} tokens, {result.seconds:.1f} s; "
               f"trace: {trace} (medagent trace show {trace})", markup=False, highlight=False)
     if spec.kind == "embedded":
-        out.print("The embedded model (Gemma 3 270M, a small base model) runs the whole pipeline offline; its "
-                  "choices are often wrong. For real answers point --llm at MedGemma (a vLLM endpoint or local "
-                  "weights), e.g. --llm openai:google/medgemma-27b-text-it@http://gpu-host:8000/v1.",
-                  markup=False, highlight=False)
+        if getattr(model, "needs_examples", False):
+            note = (f"The embedded model {model.model_name} is a small base model: it runs the whole pipeline "
+                    "offline, but its choices are often wrong.")
+        else:
+            note = (f"The embedded model {model.model_name} is a small instruction-tuned model on 2-8 CPU cores: "
+                    "right on simple lookups, often wrong on harder questions.")
+        out.print(f"{note} For real answers point --llm at MedGemma (a vLLM endpoint or local weights), e.g. "
+                  "--llm openai:google/medgemma-27b-text-it@http://gpu-host:8000/v1.", markup=False, highlight=False)
