@@ -143,7 +143,8 @@ class MedAgentBenchmark:
                            output_tokens=result.output_tokens, seconds=result.seconds, error=result.error)
             answer = result.answer
         verdict = grade(task, attempt, facts, self.api_base)
-        details = {"reason": verdict.reason, "finish": attempt.result, "posts": [list(p) for p in attempt.posts],
+        # decided_by: the report's per-case note column shows why a case passed or failed
+        details = {"reason": verdict.reason, "decided_by": f"grader: {verdict.reason}", "finish": attempt.result, "posts": [list(p) for p in attempt.posts],
                    "kind": KIND_LABELS[task.kind], "now": task.now, "mode": self.mode, **extra}
         return CaseResult(id=case.id, category=case.category, correct=verdict.correct, answer=answer,
                           gold=verdict.expected if verdict.expected is not None else gold,
