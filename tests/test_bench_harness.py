@@ -140,6 +140,8 @@ def test_wilson_interval_and_exact_mcnemar():
                         {"category": "b", "correct": False}])
     assert [(c["category"], c["n"], c["graded"], c["correct"]) for c in cats] == \
         [("a", 2, 1, 1), ("b", 1, 1, 0), ("overall", 3, 2, 1)]
+    assert [c["category"] for c in by_category([{"category": k} for k in ("task10", "task2", "task1")])] == \
+        ["task1", "task2", "task10", "overall"]
 
 
 def write_run(folder: Path, model: str, verdicts: dict[str, bool]) -> Path:

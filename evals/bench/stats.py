@@ -5,6 +5,7 @@ distributions, and the exact McNemar test on paired cases. Pure functions over r
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from collections import Counter
 from typing import Any, Iterable, Mapping
@@ -41,7 +42,12 @@ def by_category(rows: Iterable[Row]) -> list[dict[str, Any]]:
     groups: dict[str, list[Row]] = {}
     for r in rows:
         groups.setdefault(str(r.get("category") or "(none)"), []).append(r)
-    return [accuracy_row(c, groups[c]) for c in sorted(groups)] + [accuracy_row("overall", rows)]
+    return [accuracy_row(c, groups[c]) for c in sorted(groups, key=natural)] + [accuracy_row("overall", rows)]
+
+
+def natural(name: str) -> list[Any]:
+    """task2 before task10."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name) if part]
 
 
 def distribution(values: list[float]) -> dict[str, float]:
