@@ -33,7 +33,9 @@ TOOL_TIMEOUT = "ERROR: {tool} did not finish within {seconds:g} s"
 REPEATED_CALL = ("You already called {calls} with exactly these arguments; the result is above. "
                  "Answer from it now, or make a different call.")
 MAX_TOOL_FAILURE_STEPS = 3
-_REF = re.compile(r"\b([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})\b")
+# A record id ('Observation/abc-1') or a passage id ('Guideline/note#section'): the section
+# part matters, a guideline citation is to one passage.
+_REF = re.compile(r"\b([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64}(?:#[A-Za-z0-9\-.]{1,64})?)\b")
 
 
 def _route(ctx: AgentContext, state: AgentState, source: str, target: str, reason: str = "") -> None:

@@ -1,0 +1,64 @@
+"""Which knowledge tools a run offers (agent/knowledge.py), and the agent citing a guideline."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from agent.knowledge import knowledge_tools
+from agent.run import run_question
+from agent.models.scripted import ScriptedChatModel
+from fhir_fixtures import PATIENTS, bundle_paths
+from tools.fhir.store import EmbeddedStore
+
+MARIA = PATIENTS["diabetic"]
+
+
+def _settings(**kw):
+    return SimpleNamespace(**{"guidelines": "starter", "image_encoder": None, "image_index": None, **kw})
+
+
+def test_guidelines_are_offered_unless_off_and_images_only_with_an_encoder(tmp_path):
+    assert [t.__name__ for t in knowledge_tools(_settings(), MARIA.id)] == ["search_guidelines"]
+    assert knowledge_tools(_settings(guidelines="off"), MARIA.id) == []
+    # an encoder folder without a model or an index: image tools stay off rather than failing later
+    assert knowledge_tools(_settings(guidelines="off", image_encoder=str(tmp_path)), MARIA.id) == []
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    s = EmbeddedStore(f"sqlite:///{tmp_path_factory.mktemp('kn') / 'store.db'}")
+    assert not s.load_paths(bundle_paths()).errors
+    yield s
+    s.close()
+
+
+def test_the_planner_sees_search_guidelines_beside_the_record_tools(store):
+    model = ScriptedChatModel(outputs=[json.dumps({"answer": "no tools needed"})])
+    run_question("What is the HbA1c goal?", backend=store, patient_id=MARIA.id, model=model, model_label="scripted",
+                 extra_tools=knowledge_tools(_settings(), MARIA.id))
+    prompt = model.calls[0].text
+    assert "search_guidelines(" in prompt and "search_records(" in prompt
+
+
+@pytest.mark.slow
+def test_an_answer_cites_the_record_and_the_guideline(store, tmp_path, monkeypatch):
+    """'Is her last HbA1c at goal?' reads the record and the guideline and cites both (builds the
+    starter index with MiniLM on first use: slow)."""
+    monkeypatch.setenv("MEDAGENT_CACHE_DIR", str(tmp_path / "cache"))
+    tools = knowledge_tools(_settings(), MARIA.id)
+    hits = tools[0]("HbA1c goal for adults with diabetes", 3)
+    assert hits.ok and hits.ids[0].startswith("Guideline/")
+    obs = store.resources("Observation", [("patient", MARIA.id), ("code", "4548-4"), ("_sort", "-date"), ("_count", "1")])[0]
+    model = ScriptedChatModel(outputs=[
+        json.dumps({"tool": "search_records", "args": {"resource_type": "Observation", "code": "HbA1c", "limit": 1}}),
+        json.dumps({"tool": "search_guidelines", "args": {"query": "HbA1c goal for adults with diabetes", "k": 3}}),
+        json.dumps({"answer": f"Her last HbA1c was {obs['valueQuantity']['value']} % (Observation/{obs['id']}); "
+                              f"the usual goal is below 7 % ({hits.ids[0]})."}),
+    ])
+    result = run_question("Is her last HbA1c at goal?", backend=store, patient_id=MARIA.id, model=model,
+                          model_label="scripted", extra_tools=tools)
+    assert result.status == "completed"
+    assert f"Observation/{obs['id']}" in result.cited_ids and hits.ids[0] in result.cited_ids
