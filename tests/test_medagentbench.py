@@ -316,3 +316,57 @@ def test_agent_answers_map_onto_their_finish_lists():
     assert finish_list(t("task2"), "The patient is 61 years old.", [], []) == [61]
     assert finish_list(t("task1"), "Patient not found.", [], []) == ["Patient not found"]
     assert finish_list(t("task1"), "It is Patient/abc.", ["Patient/abc"], []) == ["abc"]
+
+
+def _oracle_outputs(task, facts: Facts) -> list[str]:
+    """What a perfect model says in their protocol: the right POSTs (from the task's own rules), then FINISH."""
+    from datetime import timedelta
+
+    from evals.medagentbench.grade import MAGNESIUM, POTASSIUM, latest, parse_time, year_before
+
+    subject, posts = {"reference": f"Patient/{task.eval_mrn}"}, []
+    common = {"authoredOn": task.now, "status": "active", "intent": "order", "subject": subject}
+
+    def med(ndc, route, dose, unit, rate=None):
+        dr = {"doseQuantity": {"value": dose, "unit": unit}, **({"rateQuantity": rate} if rate else {})}
+        return {"resourceType": "MedicationRequest", **common, "dosageInstruction": [{"route": route, "doseAndRate": [dr]}],
+                "medicationCodeableConcept": {"coding": [{"system": "http://hl7.org/fhir/sid/ndc", "code": ndc}]}}
+
+    def service(system, code, **extra):
+        return {"resourceType": "ServiceRequest", **common, "priority": "stat",
+                "code": {"coding": [{"system": system, "code": code}]}, **extra}
+
+    if task.kind == "task3":
+        posts.append({"resourceType": "Observation", "category": [{"coding": [{"system": "http://hl7.org/fhir/observation-category",
+                      "code": "vital-signs", "display": "Vital Signs"}]}], "code": {"text": task.flowsheet},
+                      "effectiveDateTime": task.now, "status": "final", "valueString": task.quoted, "subject": subject})
+    if task.kind == "task8":
+        posts.append(service("http://snomed.info/sct", task.snomed, note={"text": task.quoted}))
+    found = latest(facts, task.now, 24 if task.kind == "task5" else None)
+    if task.kind == "task5" and found:
+        rules = {**MAGNESIUM, **task.rules}
+        if found[0] <= rules["low_max"]:
+            dose, rate = next((d, r) for b, d, r in rules["tiers"] if b is None or found[0] < b)
+            posts.append(med(task.ndc, rules["route"], dose, rules["dose_unit"], {"value": rate, "unit": "h"}))
+    if task.kind == "task9" and found and found[0] < POTASSIUM["goal"]:
+        posts.append(med(task.ndc, "oral", (3.5 - found[0]) / 0.1 * 10, "mEq"))
+        morning = (parse_time(task.now) + timedelta(days=1)).strftime("%Y-%m-%dT08:00:00+00:00")
+        posts.append(service("http://loinc.org", task.order_loinc, occurrenceDateTime=morning))
+    if task.kind == "task10" and (found is None or parse_time(found[1]) < year_before(task.now)):
+        posts.append(service("http://loinc.org", task.order_loinc))
+    want = expected_answer(task, facts)
+    return [f"POST {STORE_API_BASE}{p['resourceType']}\n{json.dumps(p)}" for p in posts] + \
+        [f"FINISH({json.dumps(want if want is not None else [])})"]
+
+
+def test_a_perfect_protocol_run_passes_every_generated_task(tmp_path, store, bench):
+    kinds_with_orders = set()
+    for c in bench.cases():
+        task, _ = gold(c)
+        outputs = _oracle_outputs(task, Facts.from_json(task.rules["facts"]))
+        if len(outputs) > 1:
+            kinds_with_orders.add(task.kind)
+        r = bench.run_case(c, ctx(tmp_path / c.id, ScriptedChatModel(outputs=outputs), store))
+        assert r.correct is True, (c.id, r.details["reason"])
+    # the fixture patients give order cases for every action kind, the low potassium (3.2) included
+    assert kinds_with_orders == {"task3", "task5", "task8", "task9", "task10"}
