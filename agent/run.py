@@ -75,7 +75,8 @@ def run_question(question: str, *, backend: FhirBackend, patient_id: str | None,
                  thinking: bool = False, narrow: bool = False, examples: str | bool | None = "auto",
                  session_id: str | None = None,
                  checkpointer=None, exporters: list | None = None,
-                 extra_tools: Sequence[Callable[..., Any]] = ()) -> RunResult:
+                 extra_tools: Sequence[Callable[..., Any]] = (), image: str | Path | None = None,
+                 image_to_model: bool = True) -> RunResult:
     """Answer ``question`` about ``patient_id``. Raises LookupError if the patient does not exist;
     everything else (model or tool failure, budgets) ends in a RunResult with a status.
 
@@ -95,6 +96,15 @@ def run_question(question: str, *, backend: FhirBackend, patient_id: str | None,
     with_examples = uses_examples(model, examples)
     config: dict[str, Any] = {"max_steps": max_steps, "max_tokens": max_tokens, "constrained": constrained,
                               "thinking": thinking, "narrow": narrow, "examples": with_examples, "strategy": strategy}
+    extras: dict[str, Any] = {}
+    if image is not None:  # ValueError for an unreadable image: the caller's input, refused up front
+        from agent.images_in import image_note, load_question_image
+
+        attached = load_question_image(image)
+        question = f"{question} {image_note(attached, image_to_model, 'search_images' in tools)}"
+        if image_to_model:
+            extras["image_block"] = attached.block
+        config["image"] = {"path": attached.path, "sha256": attached.sha256, "to_model": image_to_model}
     graph = build_graph(strategy, checkpointer)
     thread = {"configurable": {"thread_id": session_id}} if (checkpointer is not None and session_id) else None
     conversation: list[tuple[str, str]] = []
@@ -110,7 +120,7 @@ def run_question(question: str, *, backend: FhirBackend, patient_id: str | None,
                              prompts=_prompt_hashes(schemas, thinking, with_examples), redacted=redact))
         ctx = AgentContext(model=model, session=session, schemas=schemas, tools=tools, trace=trace,
                            max_steps=max_steps, max_tokens=max_tokens, constrained=constrained, thinking=thinking,
-                           narrow=narrowing, examples=with_examples, now=now)
+                           narrow=narrowing, examples=with_examples, now=now, extras=extras)
         state_in = {"question": question, "patient_id": patient_id, "conversation": conversation, "history": [],
                     "pending": [], "step": 0, "repeats": 0, "tool_failures": 0, "input_tokens": 0,
                     "output_tokens": 0, "model_calls": 0, "tool_calls": 0, "status": None, "answer": None,

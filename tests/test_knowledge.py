@@ -62,3 +62,39 @@ def test_an_answer_cites_the_record_and_the_guideline(store, tmp_path, monkeypat
                           model_label="scripted", extra_tools=tools)
     assert result.status == "completed"
     assert f"Observation/{obs['id']}" in result.cited_ids and hits.ids[0] in result.cited_ids
+
+
+def test_an_image_goes_with_the_question_to_the_model_and_into_the_trace(store, tmp_path):
+    from skimage import data as skdata
+    from PIL import Image
+
+    png = tmp_path / "retina.png"
+    Image.fromarray(skdata.retina()[::8, ::8]).save(png)
+    model = ScriptedChatModel(outputs=[json.dumps({"answer": "a fundus photograph"})])
+    trace = tmp_path / "run.jsonl"
+    result = run_question("What does this image show?", backend=store, patient_id=MARIA.id, model=model,
+                          model_label="scripted", image=png, trace_path=trace)
+    assert result.status == "completed"
+    question = next(m for m in model.calls[0].messages if isinstance(m.content, list))
+    kinds = [b["type"] for b in question.content]
+    assert kinds == ["text", "image"] and question.content[1]["mime_type"] == "image/png"
+    assert "An image is attached (shown to you)" in question.content[0]["text"]
+    header = json.loads(trace.read_text().splitlines()[0])
+    assert header["config"]["image"]["path"] == str(png.resolve()) and len(header["config"]["image"]["sha256"]) == 64
+    # a text-only backend: the image is not sent, and a bad path is refused up front
+    text_only = ScriptedChatModel(outputs=[json.dumps({"answer": "cannot see it"})])
+    run_question("What does this image show?", backend=store, patient_id=MARIA.id, model=text_only,
+                 model_label="scripted", image=png, image_to_model=False)
+    assert all(isinstance(m.content, str) for m in text_only.calls[0].messages)
+    with pytest.raises(ValueError, match="does not exist"):
+        run_question("?", backend=store, patient_id=MARIA.id, model=text_only, model_label="scripted",
+                     image=tmp_path / "missing.png")
+
+
+def test_a_dicom_image_is_windowed_into_a_png_block():
+    from test_images_readers import pydicom_data_dir  # tests/ is on sys.path (no package)
+
+    from agent.images_in import load_question_image
+
+    image = load_question_image(pydicom_data_dir() / "RG1_UNCI.dcm")   # a CR chest radiograph
+    assert image.block["mime_type"] == "image/png" and len(image.block["base64"]) > 1000

@@ -13,6 +13,8 @@ from .common import (ConfigOpt, EXIT_REFUSED, EXIT_UNAVAILABLE, FhirUrlOpt, Stor
 from .llm import LlmOpt
 
 EXIT_STATUS = {"completed": 0, "error": EXIT_UNAVAILABLE}
+#: Backends that can be a multimodal MedGemma (the embedded model reads text only).
+MULTIMODAL_KINDS = ("openai", "hf")
 
 
 def ask(
@@ -27,6 +29,7 @@ def ask(
     max_steps: Annotated[int, typer.Option(help="Model turns before the run stops with status max_steps.")] = 8,
     max_tokens: Annotated[int, typer.Option(help="Tokens (in + out) before the run stops with status context_limit.")] = 60_000,
     narrow: Annotated[bool, typer.Option("--narrow", help="Limit search_records' record types to those the patient's record holds.")] = False,
+    image: Annotated[Optional[Path], typer.Option(help="An image (PNG, JPEG, DICOM) for the question: shown to a multimodal MedGemma (openai: or hf: backends) and the image tools' query.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print answer, status, cited ids, steps, tokens, trace path as JSON.")] = False,
     store: StoreOpt = None, fhir_url: FhirUrlOpt = None, config: ConfigOpt = None,
 ) -> None:
@@ -51,8 +54,9 @@ def ask(
                                   strategy=strategy, trace_path=trace, redact=redact, now=now, max_steps=max_steps,
                                   max_tokens=max_tokens, constrained=settings.constrained, thinking=settings.thinking,
                                   narrow=narrow, examples=settings.examples, session_id=session,
-                                  checkpointer=checkpointer, extra_tools=knowledge_tools(settings, patient))
-        except LookupError as exc:
+                                  checkpointer=checkpointer, extra_tools=knowledge_tools(settings, patient),
+                                  image=image, image_to_model=spec.kind in MULTIMODAL_KINDS)
+        except (LookupError, ValueError) as exc:  # no such patient; an unreadable image
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(EXIT_REFUSED) from exc
         finally:

@@ -55,6 +55,11 @@ def planner_input(state: AgentState, ctx: AgentContext) -> list:
     if earlier:  # earlier turns of the conversation go just before this question
         at = next(i for i in range(len(messages) - 1, -1, -1) if messages[i].content.startswith("Question: "))
         messages[at:at] = earlier
+    block = ctx.extras.get("image_block")
+    if block:  # the image goes with the question, to a multimodal backend
+        at = next(i for i in range(len(messages) - 1, -1, -1)
+                  if isinstance(messages[i].content, str) and messages[i].content.startswith("Question: "))
+        messages[at] = HumanMessage(content=[{"type": "text", "text": messages[at].content}, block])
     return messages
 
 
