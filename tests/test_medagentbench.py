@@ -370,3 +370,13 @@ def test_a_perfect_protocol_run_passes_every_generated_task(tmp_path, store, ben
         assert r.correct is True, (c.id, r.details["reason"])
     # the fixture patients give order cases for every action kind, the low potassium (3.2) included
     assert kinds_with_orders == {"task3", "task5", "task8", "task9", "task10"}
+
+
+def test_their_tasks_over_a_store_without_their_patients_are_not_graded(tmp_path, store):
+    if not (SHARED / "test_data_v2.json").is_file():
+        pytest.skip(f"MedAgentBench data not found at {SHARED}")
+    b = MedAgentBenchmark(str(SHARED / "test_data_v2.json"), backend=store)
+    model = ScriptedChatModel(outputs=["FINISH([1])"])
+    r = b.run_case(case(b, "task4_1"), ctx(tmp_path, model, store))
+    assert r.status == "bad_case" and r.correct is None and "S3032536" in r.error
+    assert model.remaining == 1                                    # the model was not asked

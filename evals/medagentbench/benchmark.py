@@ -18,7 +18,7 @@ from evals.bench.types import BenchCase, CaseContext, CaseResult
 from tools.fhir.backend import FhirBackend
 
 from . import protocol
-from .facts import facts_for
+from .facts import facts_for, find_patient
 from .grade import expected_answer, grade
 from .tasks import KINDS, Task, default_funcs_path, load_funcs, load_tasks, sha256_file, sha256_json, task_from_json
 
@@ -113,6 +113,11 @@ class MedAgentBenchmark:
         task = task_from_json(case.data)
         backend = self.backend(ctx)
         trace_path = Path(ctx.trace_dir) / f"{case.id}.jsonl"
+        if "facts" not in task.rules and task.eval_mrn and find_patient(backend, task.eval_mrn) is None:
+            # their tasks over a store without their patients: no gold to grade against, so no model run
+            return CaseResult(id=case.id, category=case.category, correct=None, status="bad_case",
+                              error=f"patient {task.eval_mrn} is not in {getattr(backend, 'label', 'the backend')} "
+                                    "(their patients live only in their server image)")
         facts = facts_for(task, backend)
         gold = expected_answer(task, facts)
         if self.mode == "protocol":
