@@ -1,4 +1,5 @@
-"""The embedded backend: Gemma 3 270M from PyPI on llama.cpp, JSON-schema constrained decoding.
+"""The embedded backend: Gemma 3 270M (base) and Qwen2.5-Coder instruct models from PyPI on llama.cpp,
+JSON-schema constrained decoding.
 
 Tests that load the model are marked ``slow``; the model is loaded once for the module (about
 1 s) with the network blocked, and every generation is kept short.
@@ -243,7 +244,7 @@ def model():
     mp.setattr(socket, "create_connection", refuse)
     try:
         embedded.unload_all()
-        m = EmbeddedChatModel(max_new_tokens=48)
+        m = EmbeddedChatModel(model_key="gemma3-270m", max_new_tokens=48)
         runtime = m.load()
         assert runtime.path.is_file() and runtime.path.suffix == ".gguf"
     finally:
@@ -254,7 +255,7 @@ def model():
 @pytest.mark.slow
 def test_loads_offline_and_is_shared(model):
     runtime = model.load()
-    assert EmbeddedChatModel(max_new_tokens=5).load() is runtime  # module-level cache
+    assert EmbeddedChatModel(model_key="gemma3-270m", max_new_tokens=5).load() is runtime  # module-level cache
     assert runtime.sha256 and runtime.load_s < 30
 
 
@@ -372,7 +373,7 @@ def test_one_generation_at_a_time(model):
     got: dict[int, str] = {}
 
     def run(i: int) -> None:
-        got[i] = EmbeddedChatModel(max_new_tokens=48).invoke(few_shot(QUESTIONS[i]), json_schema=TOOL_SCHEMA).content
+        got[i] = EmbeddedChatModel(model_key="gemma3-270m", max_new_tokens=48).invoke(few_shot(QUESTIONS[i]), json_schema=TOOL_SCHEMA).content
 
     threads = [threading.Thread(target=run, args=(i,)) for i in (0, 1)]
     for t in threads:
@@ -384,6 +385,29 @@ def test_one_generation_at_a_time(model):
 
 @pytest.mark.slow
 def test_prompt_longer_than_context_is_refused():
-    small = EmbeddedChatModel(n_ctx=256, max_new_tokens=4)
+    small = EmbeddedChatModel(model_key="gemma3-270m", n_ctx=256, max_new_tokens=4)
     with pytest.raises(ValueError, match="context"):
         small.invoke([HumanMessage("word " * 400)])
+
+
+@pytest.mark.slow
+def test_the_default_instruct_model_plans_in_chatml():
+    """The default (Qwen2.5-Coder-1.5B-Instruct): ChatML turns, no worked examples, a constrained
+    planner turn that is one valid action and ends at <|im_end|>. Loads 1.1 GB (about 10 s)."""
+    from agent.models.packaged import QWEN25_CODER_15B
+    from agent.protocol.prompting import planner_messages
+    from agent.protocol.schema import action_schema, schema_errors, tool_schemas
+    from tools.ehr import EhrSession
+
+    model = make_chat_model("embedded", max_new_tokens=64)
+    assert model.packaged is QWEN25_CODER_15B and model.needs_examples is False
+    rt = model.load()
+    assert rt.chat_format == "chatml" and rt.bos_id is None
+    schemas = tool_schemas(EhrSession(None).tools())
+    schema = action_schema(schemas)
+    msg = model.invoke(planner_messages("What was the patient's most recent HbA1c?", schemas, fewshot=False),
+                       json_schema=schema)
+    action = json.loads(msg.content)
+    assert schema_errors(action, schema) == [] and msg.response_metadata["finish_reason"] == "stop"
+    assert action.get("tool") == "search_records" and action["args"]["resource_type"] == "Observation"
+    assert "<|im_end|>" not in msg.content and msg.response_metadata["model"] == QWEN25_CODER_15B.name
