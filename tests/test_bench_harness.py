@@ -144,6 +144,15 @@ def test_wilson_interval_and_exact_mcnemar():
         ["task1", "task2", "task10", "overall"]
 
 
+def test_plots_draw_categories_at_0_and_100_percent():
+    from evals.bench import plots
+
+    rows = [{"category": "none", "correct": False}] * 3 + [{"category": "all", "correct": True}] * 7
+    assert wilson(3, 3)[1] == 1.0 and wilson(0, 3)[0] == 0.0
+    assert len(plots.accuracy_by_category(by_category(rows))) > 1000
+    assert len(plots.paired_categories(by_category(rows), by_category(rows[:4]), "a", "b")) > 1000
+
+
 def write_run(folder: Path, model: str, verdicts: dict[str, bool]) -> Path:
     folder.mkdir(parents=True)
     (folder / "run.json").write_text(json.dumps({"benchmark": "hand", "model": model, "strategy": "react",

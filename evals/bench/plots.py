@@ -12,6 +12,11 @@ _LOCK = threading.Lock()   # pyplot's state is global: one figure at a time
 OURS, PUBLISHED, BAD = "#2f6db5", "#b5552f", "#c0392b"
 
 
+def _err(fraction: float) -> float:
+    """An error bar in points; Wilson bounds at 0/n or n/n sit a rounding error past the value."""
+    return max(0.0, 100 * fraction)
+
+
 def _png(fig) -> str:
     import matplotlib.pyplot as plt
 
@@ -39,8 +44,8 @@ def accuracy_by_category(categories: Sequence[Mapping[str, Any]], published: Seq
         fig, ax = _figure(6.4, 0.45 * len(rows) + 1.4)
         labels = [f"{r['category']} (n={r['n']})" for r in rows]
         acc = [100 * r["accuracy"] for r in rows]
-        lo = [100 * (r["accuracy"] - r["ci_low"]) for r in rows]
-        hi = [100 * (r["ci_high"] - r["accuracy"]) for r in rows]
+        lo = [_err(r["accuracy"] - r["ci_low"]) for r in rows]
+        hi = [_err(r["ci_high"] - r["accuracy"]) for r in rows]
         colors = ["#1d3f6e" if r["category"] == "overall" else OURS for r in rows]
         y = list(range(len(rows)))[::-1]
         ax.barh(y, acc, xerr=[lo, hi], color=colors, capsize=3, ecolor="#444")
@@ -112,8 +117,8 @@ def paired_categories(cats_a: Sequence[Mapping[str, Any]], cats_b: Sequence[Mapp
         y = list(range(len(names)))[::-1]
         for offset, runs, color, label in ((0.2, a, OURS, label_a), (-0.2, b, PUBLISHED, label_b)):
             acc = [100 * runs[n]["accuracy"] if n in runs else 0 for n in names]
-            err = [[100 * (runs[n]["accuracy"] - runs[n]["ci_low"]) if n in runs else 0 for n in names],
-                   [100 * (runs[n]["ci_high"] - runs[n]["accuracy"]) if n in runs else 0 for n in names]]
+            err = [[_err(runs[n]["accuracy"] - runs[n]["ci_low"]) if n in runs else 0 for n in names],
+                   [_err(runs[n]["ci_high"] - runs[n]["accuracy"]) if n in runs else 0 for n in names]]
             ax.barh([v + offset for v in y], acc, height=0.38, xerr=err, color=color, label=label, capsize=2,
                     ecolor="#444")
         ax.set_yticks(y, names)

@@ -22,7 +22,9 @@ def wilson(correct: int, n: int, z: float = Z95) -> tuple[float, float]:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    low = 0.0 if correct == 0 else max(0.0, centre - half)     # exact at the ends, no rounding past them
+    high = 1.0 if correct == n else min(1.0, centre + half)
+    return (low, high)
 
 
 def accuracy_row(label: str, rows: list[Row]) -> dict[str, Any]:
