@@ -88,38 +88,51 @@ def read_output(raw: str, schemas: Sequence[Mapping[str, Any]]) -> tuple[ParsedO
 
 # How agent/graph/nodes.py states the reference date in the question turn.
 REFERENCE_DATE = re.compile(r"^Reference date \(today\): (\d{4}-\d{2}-\d{2})\b", re.M)
+# Words by which a question names a period (a year, "since", "last year", "in the past 6 months").
+PERIOD_WORDS = re.compile(
+    r"\b(1[89]\d\d|20\d\d|last|past|previous|since|before|after|between|during|ago|within|until|from|"
+    r"years?|months?|weeks?|days?|decades?|today|yesterday|january|february|march|april|may|june|july|"
+    r"august|september|october|november|december)\b", re.I)
+_DATE_ARGS = ("date_from", "date_to")
 
 
-def reference_date(messages: Sequence[BaseMessage]) -> str | None:
-    """The reference date stated in the last question turn, if any."""
+def question_turn(messages: Sequence[BaseMessage]) -> tuple[str, str | None]:
+    """The last question's text (without the reference-date line) and the reference date, if any."""
     for m in reversed(messages):
         text = m.content if isinstance(m.content, str) else ""
         if m.type == "human" and text.startswith("Question: "):
             found = REFERENCE_DATE.search(text)
-            return found.group(1) if found else None
-    return None
+            question = text[len("Question: "):found.start() if found else len(text)].strip()
+            return question, (found.group(1) if found else None)
+    return "", None
 
 
-def drop_reference_date_filters(parsed: ParsedOutput, today: str | None) -> str | None:
-    """Small models copy the reference date into ``date_from`` (searching from today on finds
-    nothing the record holds as of today). Such a ``date_from``, and a ``date_to`` equal to it,
-    are dropped; returns a note for the trace, or None when nothing changed."""
-    if not today or parsed.kind != "calls":
+def ground_date_filters(parsed: ParsedOutput, question: str, today: str | None) -> str | None:
+    """Date filters the question gives no ground for are dropped before the call runs.
+
+    Small instruct models fill every optional argument under constrained decoding: they copied
+    the reference date into ``date_from`` (a search from today on finds nothing the record holds
+    as of today) and, given no date, invented one ("most recent HbA1c" searched 2023 only). So
+    a ``date_from`` equal to the reference date goes (with a ``date_to`` equal to it), and when
+    the question names no period (``PERIOD_WORDS``) every date filter goes. Returns a note for
+    the trace, or None when nothing changed."""
+    if parsed.kind != "calls":
         return None
+    names_period = bool(PERIOD_WORDS.search(question))
     dropped: list[str] = []
     calls = []
     for call in parsed.calls:
         args = dict(call.args)
-        if str(args.get("date_from", "")) == today:
-            for key in ("date_from", "date_to"):
-                if str(args.get(key, "")) == today:
-                    del args[key]
-                    dropped.append(f"{call.name}.{key}={today}")
+        from_today = today is not None and str(args.get("date_from", "")) == today
+        for key in _DATE_ARGS:
+            if key in args and (not names_period or (from_today and str(args[key]) == today)):
+                dropped.append(f"{call.name}.{key}={args.pop(key)}")
         calls.append(ToolCall(name=call.name, args=args))
     if not dropped:
         return None
     parsed.calls = calls
-    return f"dropped {', '.join(dropped)}: the reference date is context, not a filter"
+    why = "the reference date is context, not a filter" if names_period else "the question names no period"
+    return f"dropped {', '.join(dropped)}: {why}"
 
 
 def plan_turn(model: BaseChatModel, messages: Sequence[BaseMessage], schemas: Sequence[Mapping[str, Any]], *,
@@ -143,7 +156,7 @@ def plan_turn(model: BaseChatModel, messages: Sequence[BaseMessage], schemas: Se
         records.append(call)
         parsed, error = read_output(call.raw_output, schemas)
         if error is None:
-            note = drop_reference_date_filters(parsed, reference_date(messages))
+            note = ground_date_filters(parsed, *question_turn(messages))
             if note:
                 call.error = f"{call.error}; {note}" if call.error else note
             return TurnResult("ok", parsed, records)

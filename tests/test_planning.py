@@ -86,21 +86,28 @@ def test_the_action_schema_is_sent_when_the_backend_can_constrain():
     assert plain.calls[0].json_schema is None
 
 
-def test_a_search_from_the_reference_date_on_is_widened():
+def test_date_filters_the_question_gives_no_ground_for_are_dropped():
     from langchain_core.messages import HumanMessage, SystemMessage
 
-    from agent.planning import drop_reference_date_filters, reference_date
+    from agent.planning import ground_date_filters, question_turn
     from agent.protocol.types import ParsedOutput, ToolCall
 
-    question = HumanMessage("Question: Does she have asthma?\nReference date (today): 2020-02-02. Not a search filter.")
-    assert reference_date([SystemMessage("s"), question]) == "2020-02-02"
-    assert reference_date([HumanMessage("Question: Does she have asthma?")]) is None
-    copied = ParsedOutput(kind="calls", calls=[ToolCall(name="search_records", args={
-        "resource_type": "Condition", "code": "asthma", "date_from": "2020-02-02", "date_to": "2020-02-02"})])
-    note = drop_reference_date_filters(copied, "2020-02-02")
+    def search(**args):
+        return ParsedOutput(kind="calls", calls=[ToolCall(name="search_records", args={"resource_type": "Condition", **args})])
+
+    turn = HumanMessage("Question: Does she have asthma?\nReference date (today): 2020-02-02. Not a search filter.")
+    assert question_turn([SystemMessage("s"), turn]) == ("Does she have asthma?", "2020-02-02")
+    assert question_turn([HumanMessage("Question: Any asthma?")]) == ("Any asthma?", None)
+    copied = search(code="asthma", date_from="2020-02-02", date_to="2020-02-02")
+    note = ground_date_filters(copied, "Does she have asthma?", "2020-02-02")
     assert copied.calls[0].args == {"resource_type": "Condition", "code": "asthma"}
     assert note == ("dropped search_records.date_from=2020-02-02, search_records.date_to=2020-02-02: "
-                    "the reference date is context, not a filter")
-    period = ParsedOutput(kind="calls", calls=[ToolCall(name="search_records", args={   # a real period: kept
-        "resource_type": "Encounter", "date_from": "2019-02-02", "date_to": "2020-02-02"})])
-    assert drop_reference_date_filters(period, "2020-02-02") is None and period.calls[0].args["date_to"] == "2020-02-02"
+                    "the question names no period")
+    invented = search(code="HbA1c", date_from="2023-01-01", date_to="2023-12-31")   # "most recent": no period
+    assert ground_date_filters(invented, "What was the most recent HbA1c?", None)
+    assert "date_from" not in invented.calls[0].args
+    period = search(date_from="2019-02-02", date_to="2020-02-02")                     # a named period: kept
+    assert ground_date_filters(period, "How many visits in the last year?", "2020-02-02") is None
+    from_today = search(date_from="2020-02-02")                                        # ... but never from today on
+    assert "reference date is context" in ground_date_filters(from_today, "Any visits since 2019?", "2020-02-02")
+    assert ground_date_filters(search(code="asthma"), "Asthma?", "2020-02-02") is None
