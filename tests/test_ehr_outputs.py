@@ -109,3 +109,12 @@ def test_an_empty_result_without_filters_stays_short(store):
     assert "Outside these filters the record holds" in result.text or "none outside" in result.text
     plain = session.search_records("ImagingStudy")
     assert "Outside these filters" not in plain.text
+
+
+def test_an_order_for_a_panel_name_is_drafted_as_text_not_as_one_member(store):
+    session = EhrSession(store, patient_id=MARIA.id)
+    panel = session.draft_order("ServiceRequest", "lipid panel")
+    assert panel.ok and "drafted as text only" in panel.text
+    assert "coding" not in panel.resources[0]["code"] and panel.resources[0]["code"]["text"] == "lipid panel"
+    single = session.draft_order("ServiceRequest", "HbA1c")
+    assert single.resources[0]["code"]["coding"][0]["code"] == "4548-4"

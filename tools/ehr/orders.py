@@ -188,11 +188,16 @@ def order_code(kind: str, code: str, display: str | None, system: str | None,
         sys_ = system_url(system) or next((s for s, c, _ in cands if c == code), None) or guess_system(kind, code)
         return sys_, code, display or _display(cands, code), ""
     res = resolve_codes(code, cands)
-    if res.ok:
+    # A group or panel name ("CBC", "lipid panel", "any statin") reaches several codes: an order
+    # is for one thing, so it is drafted as text for the clinician to code, not as one member.
+    if res.ok and res.how != "group":
         m = res.matches[0]
         return m.system, m.code, display or m.display, f"matched '{code}' to {m.describe()}"
     if kind == "Observation":
         raise DraftError(f"'{code}' is not a vital sign this tool can record; {res.message}")
+    if res.ok:  # a group: several codes, none of them the order
+        return None, None, display or code, (f"'{code}' names {len(res.matches)} codes in this record, not one; "
+                                             "drafted as text only")
     return None, None, display or code, f"'{code}' has no code in this record; drafted as text only"
 
 
