@@ -193,6 +193,8 @@ def test_protocol_get_errors_are_fed_back(tmp_path, store, bench):
 def test_protocol_model_failure_is_a_status(tmp_path, store, bench):
     r = bench.run_case(case(bench, "task1_1"), ctx(tmp_path, ScriptedChatModel(outputs=[]), store))
     assert r.status == "error" and r.correct is False and "ScriptExhausted" in r.error
+    header = load_trace(r.trace_path)[0]
+    assert isinstance(header, RunHeader) and header.patient_id is None      # task1's answer is not in its trace header
 
 
 # -- agent mode ------------------------------------------------------------------------------

@@ -151,7 +151,9 @@ def run_protocol(task: Task, model: BaseChatModel, prompt: str, get: Getter, tra
     """Run one task in their protocol, tracing a model_call per round and a tool_call per GET/POST."""
     run = ProtocolRun(status="max_steps", history=[("user", prompt)])
     start = time.perf_counter()
-    trace.emit(RunHeader(run_id="", question=task.instruction, patient_id=task.eval_mrn, strategy="medagentbench-protocol",
+    # task1 is finding the patient: the header names none (the answer would be in it)
+    trace.emit(RunHeader(run_id="", question=task.instruction, patient_id=task.eval_mrn if task.kind != "task1" else None,
+                         strategy="medagentbench-protocol",
                          model=model_label, config={"max_rounds": max_rounds, **(config or {})}, now=task.now, seed=0,
                          prompts={"medagentbench_prompt": PROMPT_SHA256}))
     for step in range(1, max_rounds + 1):
