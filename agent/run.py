@@ -84,6 +84,7 @@ def run_question(question: str, *, backend: FhirBackend, patient_id: str | None,
     only (patient-lookup questions), since every other tool needs a bound patient, and the
     react strategy runs (navigator starts from one patient's manifest)."""
     session = EhrSession(backend, patient_id=patient_id or None)
+    session.now = now
     # Knowledge tools (guideline search, image search) hold no patient data: offered beside the
     # record tools in a bound session.
     offered = [*session.tools(), *extra_tools] if session.patient_id else [session.find_patient]

@@ -118,3 +118,13 @@ def test_an_order_for_a_panel_name_is_drafted_as_text_not_as_one_member(store):
     assert "coding" not in panel.resources[0]["code"] and panel.resources[0]["code"]["text"] == "lipid panel"
     single = session.draft_order("ServiceRequest", "HbA1c")
     assert single.resources[0]["code"]["coding"][0]["code"] == "4548-4"
+
+
+def test_the_summary_gives_the_age_as_of_the_reference_date(store):
+    session = EhrSession(store, patient_id=MARIA.id)   # born 1962-04-17
+    session.now = "2019-04-16T10:00:00+00:00"
+    assert "age 56 on 2019-04-16" in session.patient_summary().text
+    session.now = "2019-04-17"
+    assert "age 57 on 2019-04-17" in session.patient_summary().text
+    session.now = None
+    assert re.search(r"\| age \d+\n", session.patient_summary().text)

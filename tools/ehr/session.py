@@ -76,6 +76,7 @@ class EhrSession:
         self._patient: dict[str, Any] | None = None
         self._manifest: Manifest | None = None
         self._names: dict[str, str] = {}   # "Type/id" -> display name, for references in rows
+        self.now: str | None = None         # the run's reference date (ISO): ages are given as of it
         if patient_id:
             self.bind(patient_id)
 
@@ -176,7 +177,7 @@ class EhrSession:
         clinical notes; ImagingStudy = imaging; ServiceRequest = orders/referrals.
         """
         pid = self._require_patient()
-        return ToolResult(text=self.manifest().render(), ids=[f"Patient/{pid}"],
+        return ToolResult(text=self.manifest().render(as_of=self.now), ids=[f"Patient/{pid}"],
                           resources=[self._patient] if self._patient else [])
 
     @_tool

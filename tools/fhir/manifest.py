@@ -53,14 +53,16 @@ class Manifest(BaseModel):
         summary = self.types.get(resource_type)
         return list(summary.codes) if summary else []
 
-    def render(self, max_codes_per_type: int = 12) -> str:
-        """Compact text: demographics, then one block per type present."""
+    def render(self, max_codes_per_type: int = 12, as_of: str | None = None) -> str:
+        """Compact text: demographics, then one block per type present. ``as_of`` (the run's
+        reference date) is the day the age is given for: a question set years back is about
+        the patient's age then, not today."""
         head = [f"Patient {self.name or '(no name)'} | id {self.id}"]
         facts = [self.gender or "gender unknown"]
         if self.birthDate:
             facts.append(f"born {self.birthDate}")
             if not self.deceased:
-                facts.append(f"age {_age(self.birthDate)}")
+                facts.append(f"age {_age(self.birthDate, as_of)}" + (f" on {as_of[:10]}" if as_of else ""))
         if self.deceased:
             facts.append("deceased" + (f" {str(self.deceased)[:10]}" if isinstance(self.deceased, str) else ""))
         head.append(" | ".join(facts))
@@ -148,12 +150,12 @@ def _span(first: str | None, last: str | None) -> str:
     return last or first or ""
 
 
-def _age(birth: str) -> int | str:
+def _age(birth: str, as_of: str | None = None) -> int | str:
     try:
         born = date.fromisoformat(birth[:10])
+        today = date.fromisoformat(as_of[:10]) if as_of else date.today()
     except ValueError:
         return "?"
-    today = date.today()
     return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
 
 
