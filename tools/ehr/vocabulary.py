@@ -361,7 +361,7 @@ _c(V, "pneumonia vaccine|pneumococcal|pneumococcal vaccine|pneumonia shot", "33 
 _c(V, "shingles|shingles vaccine|zoster|shingrix|zostavax|shingles shot|herpes zoster vaccine",
    "121 187 188", "zoster", "varicella")
 _c(V, "hpv|hpv vaccine|gardasil|human papillomavirus|human papilloma virus", "62 165 118 137", "hpv")
-_c(V, "covid|covid vaccine|covid 19 vaccine|covid shot|covid booster|sars cov 2 vaccine|coronavirus vaccine",
+_c(V, "covid|covid 19|sars cov 2|covid vaccine|covid 19 vaccine|covid shot|covid booster|sars cov 2 vaccine|coronavirus vaccine",
    "207 208 210 211 212 213 217 218 219 221 225 226 227 228 229 230 300 301 302 309 310 311 312 313",
    "covid|sars cov 2")
 _c(V, "hep a|hepatitis a|hep a vaccine|hepatitis a vaccine|havrix", "52 83 84 31 85", "hep a")
