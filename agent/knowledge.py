@@ -1,7 +1,7 @@
 """The knowledge tools a run offers beside the record tools: guideline search and image search.
 
-Both hold no patient data of their own (image search hides other patients' ids), so they join
-a bound session's tool registry. Each is offered only when usable: guidelines unless the
+Neither returns another patient's data (image search strips other patients' ids, reports and
+paths from its hits), so they join a bound session's tool registry. Each is offered only when usable: guidelines unless the
 ``guidelines`` setting is ``off`` (``starter`` = the corpus shipped in the package, or an
 index folder built with ``medagent guidelines index``); images only when a MedSigLIP folder
 and an image index are configured. Nothing heavy loads until a tool is first called.
@@ -31,8 +31,15 @@ def knowledge_tools(settings: Any, patient_id: str | None) -> list[Callable[...,
         tools += _guideline_tools(None if choice.lower() == "starter" else choice)
     if getattr(settings, "image_encoder", None):
         from tools.images import default_index_path
-        from tools.images.tools import image_tools
 
-        tools += image_tools(settings.image_index or default_index_path(), settings.image_encoder,
-                             patient_id=patient_id)
+        tools += _image_tools(settings.image_index or default_index_path(), settings.image_encoder, patient_id)
     return tools
+
+
+@lru_cache(maxsize=8)
+def _image_tools(index: str, encoder: str, patient_id: str | None) -> tuple[Callable[..., ToolResult], ...]:
+    # MedSigLIP is ~3 GB in fp32: one encoder per index, encoder and bound patient, not one per
+    # question (other patients' hits are stripped of ids, so the tools are per patient).
+    from tools.images.tools import image_tools
+
+    return tuple(image_tools(index, encoder, patient_id=patient_id))
