@@ -95,6 +95,9 @@ def test_llm_patient_gets_agentclinic_prompt_and_its_reply_is_cut_to_its_own_tur
     ("Lung cancer", "Small cell lung cancer", False),
     ("Pneumonia", "Myasthenia gravis", False),
     ("", "Myasthenia gravis", False),
+    ("These symptoms are consistent with a diagnosis of **myasthenia gravis** (MG).", "Myasthenia gravis", True),
+    ("The presentation with fatigable ptosis and AChR antibodies is most likely myasthenia gravis.", "Myasthenia gravis", True),
+    ("The symptoms are consistent with a diagnosis of **multiple sclerosis** (MS).", "Myasthenia gravis", False),
 ])
 def test_string_match(given, gold, right):
     assert string_verdict(given, gold).correct is right

@@ -70,8 +70,22 @@ class Verdict:
     how: str
 
 
+LEAD_IN = re.compile(r"(?:diagnosis ready\s*:|diagnosis (?:is|of)|consistent with|suggestive of|most likely)\s*:?\s*"
+                     r"(?:an?\s+|the\s+)?([^.;\n(]+)", re.I)
+
+
+def diagnosis_phrase(answer: str) -> str:
+    """The diagnosis named in a prose answer: a **bold** phrase, or what follows "diagnosis of",
+    "consistent with"...; short answers are taken whole."""
+    if bold := re.search(r"\*\*([^*]+)\*\*", answer or ""):
+        return bold.group(1)
+    if len((answer or "").split()) > 8 and (lead := LEAD_IN.search(answer)):
+        return lead.group(1)
+    return answer or ""
+
+
 def string_verdict(answer: str, gold: str) -> Verdict:
-    a, g = normalise(answer), normalise(gold)
+    a, g = normalise(diagnosis_phrase(answer)), normalise(gold)
     if not a or not g:
         return Verdict(False, 0.0, "empty")
     if a == g:
