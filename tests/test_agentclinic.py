@@ -198,6 +198,7 @@ def test_command_runs_reports_and_resumes(tmp_path, cases_file):
     assert [(r["id"], r["correct"]) for r in rows] == [("cases-001", True), ("cases-002", False)]
     run = json.loads((out / "run.json").read_text())
     assert run["roles"]["doctor"] == f"scripted:{script}" and run["roles"]["patient"].startswith("deterministic")
+    assert run["model_params"]["path"] == str(script)        # what the spec resolved to
     assert run["roles"]["moderator"] == "normalised string match only" and str(cases_file) in run["data"]
     assert "MedGemma 27B" in (out / "report.md").read_text()
     script.write_text(json.dumps({"output": answer("DIAGNOSIS READY: Pneumonia")}) + "\n")   # would change case 1

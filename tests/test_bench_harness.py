@@ -68,6 +68,7 @@ def test_a_run_writes_results_traces_run_json_and_reports(tmp_path):
     assert saved["status"] == "complete" and saved["cases_done"] == 5 and saved["ended"]
     assert saved["data"] == {"cases.jsonl": "ab" * 32} and saved["roles"] == {"agent": "scripted", "grader": "parity"}
     assert saved["prompts"]["planner"] and "python" in saved["versions"] and saved["host"]["cpus"]
+    assert saved["model_params"] == {}                   # model=None here; a real model names its weights
     md = (out / "report.md").read_text()
     assert "| overall | 5 | 5 | 3 | 60.0% |" in md
     assert "Someone 27B" in md and "comparable only if" in md and "role: grader | parity" in md

@@ -61,7 +61,9 @@ def sections(config: dict[str, Any], rows: list[dict[str, Any]]) -> list[tuple[s
     """(title, header, rows, note) for each table: markdown and HTML render the same tables."""
     s = summarise(rows)
     out: list[tuple[str, list[str], list[list[str]], str]] = []
-    conf = [["benchmark", str(config.get("benchmark", "?"))], ["model", str(config.get("model", "?"))],
+    params = ", ".join(f"{k}={v}" for k, v in (config.get("model_params") or {}).items())
+    conf = [["benchmark", str(config.get("benchmark", "?"))],
+            ["model", str(config.get("model", "?")) + (f" ({params})" if params else "")],
             ["strategy", str(config.get("strategy", "?"))], ["seed", str(config.get("seed"))],
             ["cases", f"{len(rows)} done of {config.get('cases_selected', '?')} selected (limit {config.get('limit')})"],
             ["status", str(config.get("status", "?"))],

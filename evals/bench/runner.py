@@ -111,6 +111,15 @@ def planner_prompt_hashes(model: Any) -> dict[str, str]:
         return {"error": f"{type(exc).__name__}: {exc}"}
 
 
+def model_params(model: Any) -> dict[str, Any]:
+    """What the spec resolved to (``embedded`` names whichever model is the default today)."""
+    try:
+        return {k: v for k, v in dict(getattr(model, "_identifying_params", None) or {}).items()
+                if isinstance(v, (str, int, float, bool)) or v is None}
+    except Exception:
+        return {}
+
+
 def read_json(path: Path) -> dict[str, Any]:
     return orjson.loads(path.read_bytes()) if path.exists() else {}
 
@@ -227,7 +236,8 @@ def _config(bench: Benchmark, model: Any, opts: RunOptions, out: Path) -> dict[s
     # The run's model plays "agent" unless the benchmark names its role (AgentClinic: doctor).
     roles = {**(opts.roles or {"agent": opts.model_label}), **(describe.get("roles") or {}), **opts.roles}
     return {
-        "benchmark": bench.name, "model": opts.model_label, "strategy": opts.strategy, "seed": opts.seed,
+        "benchmark": bench.name, "model": opts.model_label, "model_params": model_params(model),
+        "strategy": opts.strategy, "seed": opts.seed,
         "limit": opts.limit, "concurrency": opts.concurrency, "options": opts.options, "roles": roles,
         "prompts": describe.get("prompts") or planner_prompt_hashes(model),
         "data": describe.get("data") or {}, "describe": describe, "published": bench.published(),
