@@ -36,6 +36,7 @@ class FakeServer:
         self.queue: list[tuple[int, dict, dict]] = []
         self.requests: list[dict] = []
         self.models = ["served-model", "other-model"]
+        self.dead = False   # after DIE: every request's connection is dropped, as by a server that exited
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -63,14 +64,10 @@ class FakeServer:
                 body = json.loads(self.rfile.read(int(self.headers["content-length"])))
                 server.requests.append(body)
                 status, answer, headers = server.queue.pop(0) if server.queue else (200, completion(), {})
-                if status in (DROP, DIE):  # llama-cpp-python's server exits when its grammar parser fails
+                server.dead = server.dead or status == DIE
+                if status == DROP or server.dead:  # llama-cpp-python's server exits when its grammar parser fails
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
-                    if status == DIE:
-                        def die():
-                            server.httpd.shutdown()
-                            server.httpd.server_close()
-                        threading.Thread(target=die, daemon=True).start()
                     return
                 self._send(status, answer, headers)
 
@@ -98,7 +95,7 @@ def make(server: FakeServer, **kw) -> OpenAICompatibleChatModel:
 
 SCHEMA = {"type": "object", "properties": {"tool": {"type": "string", "maxLength": 20}}, "required": ["tool"]}
 DROP = 0   # a queued status that closes the connection without an answer
-DIE = -1   # ... and then stops the server
+DIE = -1   # ... and every later one too (the server is gone)
 
 
 # --------------------------------------------------------------------------- messages
