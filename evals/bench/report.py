@@ -92,8 +92,9 @@ def sections(config: dict[str, Any], rows: list[dict[str, Any]]) -> list[tuple[s
         judges = [[k, str(v)] for k, v in s["decided_by"].items()]
         if s["judges"]:
             judges += [[f"judges: {k}", str(v)] for k, v in s["judges"].items()]
-        out.append(("Which judge decided", ["judge", "cases"], judges,
-                    "Both verdicts are recorded per case (details.llm_judge, details.string_match)."))
+        out.append(("What decided each verdict", ["decided by", "cases"], judges,
+                    "Both verdicts are recorded per case (details.llm_judge, details.string_match)." if s["judges"]
+                    else "As the benchmark's grader recorded it (details.decided_by)."))
     out.append(("Statuses", ["status", "cases"], [[k, str(v)] for k, v in s["statuses"].items()], ""))
     out.append(("Per case", ["measure", "mean", "median", "p90", "max", "total"],
                 [[k, *(f"{d[m]:,.1f}" if k == "seconds" else f"{d[m]:,.0f}" if m == "total" else f"{d[m]:,.1f}"
