@@ -107,15 +107,23 @@ def question_turn(messages: Sequence[BaseMessage]) -> tuple[str, str | None]:
     return "", None
 
 
-def ground_date_filters(parsed: ParsedOutput, question: str, today: str | None) -> str | None:
+def _results_text(messages: Sequence[BaseMessage]) -> str:
+    """The text of every turn after the last question: the tool results this question has seen."""
+    at = max((i for i, m in enumerate(messages) if isinstance(m.content, str) and m.content.startswith("Question: ")),
+             default=len(messages))
+    return "\n".join(m.text for m in messages[at + 1:])
+
+
+def ground_date_filters(parsed: ParsedOutput, question: str, today: str | None, seen: str = "") -> str | None:
     """Date filters the question gives no ground for are dropped before the call runs.
 
     Small instruct models fill every optional argument under constrained decoding: they copied
     the reference date into ``date_from`` (a search from today on finds nothing the record holds
     as of today) and, given no date, invented one ("most recent HbA1c" searched 2023 only). So
     a ``date_from`` equal to the reference date goes (with a ``date_to`` equal to it), and when
-    the question names no period (``PERIOD_WORDS``) every date filter goes. Returns a note for
-    the trace, or None when nothing changed."""
+    the question names no period (``PERIOD_WORDS``) every date filter goes, except a date a tool
+    result showed (``seen``: "her weight when her BMI was last measured" searches the BMI's
+    day). Returns a note for the trace, or None when nothing changed."""
     if parsed.kind != "calls":
         return None
     names_period = bool(PERIOD_WORDS.search(question))
@@ -125,7 +133,8 @@ def ground_date_filters(parsed: ParsedOutput, question: str, today: str | None) 
         args = dict(call.args)
         from_today = today is not None and str(args.get("date_from", "")) == today
         for key in _DATE_ARGS:
-            if key in args and (not names_period or (from_today and str(args[key]) == today)):
+            grounded = bool(seen) and str(args.get(key, ""))[:10] in seen and len(str(args.get(key, ""))) >= 7
+            if key in args and not grounded and (not names_period or (from_today and str(args[key]) == today)):
                 dropped.append(f"{call.name}.{key}={args.pop(key)}")
         calls.append(ToolCall(name=call.name, args=args))
     if not dropped:
@@ -156,7 +165,7 @@ def plan_turn(model: BaseChatModel, messages: Sequence[BaseMessage], schemas: Se
         records.append(call)
         parsed, error = read_output(call.raw_output, schemas)
         if error is None:
-            note = ground_date_filters(parsed, *question_turn(messages))
+            note = ground_date_filters(parsed, *question_turn(messages), seen=_results_text(messages))
             if note:
                 call.error = f"{call.error}; {note}" if call.error else note
             return TurnResult("ok", parsed, records)

@@ -128,3 +128,15 @@ def test_the_summary_gives_the_age_as_of_the_reference_date(store):
     assert "age 57 on 2019-04-17" in session.patient_summary().text
     session.now = None
     assert re.search(r"\| age \d+\n", session.patient_summary().text)
+
+
+def test_searches_see_the_record_as_of_the_reference_date(store):
+    session = EhrSession(store, patient_id=MARIA.id)
+    rows = _rows(session.search_records("Observation", code="HbA1c", limit=200).text)
+    dates = sorted(r["date"] for r in rows)
+    session.now = dates[-3] + "T12:00:00+00:00"   # two measurements lie after 'today'
+    result = session.search_records("Observation", code="HbA1c", limit=1)
+    assert _rows(result.text)[0]["date"] == dates[-3] and f"as of {dates[-3]}" in result.text
+    empty = session.search_records("Observation", code="HbA1c", date_from="2099")
+    # nothing after today is offered as a way out: only what exists as of the reference date
+    assert f"the record holds {len(dates) - 2}" in empty.text

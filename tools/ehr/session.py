@@ -220,6 +220,13 @@ class EhrSession:
                 v = str(value).strip()
                 params.append((date_param, v if _DATE_PREFIX.match(v) else prefix + v))
                 said.append(f"{date_param} {params[-1][1]}")
+        # The reference date is "today": nothing recorded after it exists yet, so "latest" means
+        # latest as of then (an evaluation set years back, a replayed run) without the planner
+        # having to turn the date into a filter.
+        as_of = (date_param, "le" + self.now[:10]) if self.now else None
+        if as_of:
+            params.append(as_of)
+            said.append(f"as of {self.now[:10]}")
         status_param = STATUS_PARAM.get(rtype, "status")
         if status and str(status).strip():
             params.append((status_param, ",".join(s.strip().lower() for s in str(status).split(","))))
@@ -257,7 +264,7 @@ class EhrSession:
         order = {f"-{date_param}": "newest first", date_param: "oldest first"}.get(sort, f"sorted by {sort}")
         criteria = f" ({'; '.join(said)})" if said else ""
         if not matches:
-            text = self._empty_result(rtype, params[:-2], criteria, total, {date_param, status_param})
+            text = self._empty_result(rtype, params[:-2], criteria, total, {date_param, status_param}, as_of)
             if unknown_code:
                 text += f" That code is not among the {rtype} codes this record holds; call patient_summary to see them."
             return ToolResult(text=text)
@@ -270,12 +277,12 @@ class EhrSession:
         return ToolResult(text=text, ids=ids, resources=matches + included)
 
     def _empty_result(self, rtype: str, params: list[tuple[str, str]], criteria: str, total: int,
-                      narrowing: set[str]) -> str:
+                      narrowing: set[str], keep: tuple[str, str] | None = None) -> str:
         """Explain an empty result: how many records the same search holds without the date or
         status filters, and their dates, so a planner widens the search instead of answering
         'none'."""
         text = f"{rtype}: {total} found{criteria}." if total else f"No {rtype} found{criteria}."
-        wider = [(k, v) for k, v in params if k not in narrowing]
+        wider = [(k, v) for k, v in params if k not in narrowing or (k, v) == keep]
         if len(wider) == len(params):
             return text
         newest = self.backend.search(rtype, [*wider, ("_sort", f"-{DATE_PARAM[rtype]}"), ("_count", "1")])
