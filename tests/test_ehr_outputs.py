@@ -140,3 +140,9 @@ def test_searches_see_the_record_as_of_the_reference_date(store):
     empty = session.search_records("Observation", code="HbA1c", date_from="2099")
     # nothing after today is offered as a way out: only what exists as of the reference date
     assert f"the record holds {len(dates) - 2}" in empty.text
+
+
+def test_an_empty_result_counts_what_a_category_filter_hid(store):
+    session = EhrSession(store, patient_id=MARIA.id)
+    result = session.search_records("MedicationRequest", code="metformin", category="inpatient")
+    assert not result.ids and "Outside these filters the record holds" in result.text and "category" in result.text

@@ -264,7 +264,8 @@ class EhrSession:
         order = {f"-{date_param}": "newest first", date_param: "oldest first"}.get(sort, f"sorted by {sort}")
         criteria = f" ({'; '.join(said)})" if said else ""
         if not matches:
-            text = self._empty_result(rtype, params[:-2], criteria, total, {date_param, status_param}, as_of)
+            text = self._empty_result(rtype, params[:-2], criteria, total,
+                                      {date_param, status_param, "category", "class"}, as_of)
             if unknown_code:
                 text += f" That code is not among the {rtype} codes this record holds; call patient_summary to see them."
             return ToolResult(text=text)
@@ -278,9 +279,9 @@ class EhrSession:
 
     def _empty_result(self, rtype: str, params: list[tuple[str, str]], criteria: str, total: int,
                       narrowing: set[str], keep: tuple[str, str] | None = None) -> str:
-        """Explain an empty result: how many records the same search holds without the date or
-        status filters, and their dates, so a planner widens the search instead of answering
-        'none'."""
+        """Explain an empty result: how many records the same search holds without the date,
+        status or category filters, and their dates, so a planner widens the search instead of
+        answering 'none' (small models add a status or category nobody asked for)."""
         text = f"{rtype}: {total} found{criteria}." if total else f"No {rtype} found{criteria}."
         wider = [(k, v) for k, v in params if k not in narrowing or (k, v) == keep]
         if len(wider) == len(params):
@@ -293,7 +294,7 @@ class EhrSession:
         dates = [resource_date(b["entry"][0]["resource"]) for b in (newest, oldest) if b.get("entry")]
         span = f", the newest {dates[0]}, the oldest {dates[-1]}" if dates else ""
         return (text + f" Outside these filters the record holds {count}{span}: drop or widen "
-                "date_from/date_to/status to see them.")
+                "date_from/date_to/status/category to see them.")
 
     @_tool
     def read_record(self, reference: str) -> ToolResult:
