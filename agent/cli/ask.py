@@ -8,7 +8,7 @@ from typing import Annotated, Literal, Optional
 import typer
 from rich.panel import Panel
 
-from .common import (ConfigOpt, EXIT_REFUSED, EXIT_UNAVAILABLE, FhirUrlOpt, StoreOpt, backend_from, citation_line,
+from .common import (ConfigOpt, EXIT_REFUSED, EXIT_UNAVAILABLE, FhirUrlOpt, StoreOpt, backend_from, citation_line, model_from,
                      err, fhir_errors, out, print_json, settings_from)
 from .llm import LlmOpt
 
@@ -34,18 +34,11 @@ def ask(
     store: StoreOpt = None, fhir_url: FhirUrlOpt = None, config: ConfigOpt = None,
 ) -> None:
     """Answer a question about a patient's record, citing the record ids it rests on."""
-    from agent.models import ModelSpecError, parse_spec
-    from agent.models.factory import build_chat_model
     from agent.knowledge import knowledge_tools
     from agent.run import run_question
 
     settings = settings_from(config, store=store, fhir_url=fhir_url, llm=llm)
-    try:
-        spec = parse_spec(settings.llm)
-        model = build_chat_model(spec, settings)
-    except ModelSpecError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    spec, model = model_from(settings)
     backend = backend_from(settings)
     checkpointer = _checkpointer(session)
     with fhir_errors():

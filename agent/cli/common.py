@@ -42,6 +42,19 @@ def backend_from(settings: Settings) -> FhirBackend:
                             timeout=settings.fhir_timeout, retries=settings.fhir_retries)
 
 
+def model_from(settings: Settings):
+    """(spec, chat model) for ``settings.llm``; a bad spec is a clear error and exit code 2."""
+    from agent.models import ModelSpecError, parse_spec
+    from agent.models.factory import build_chat_model
+
+    try:
+        spec = parse_spec(settings.llm)
+        return spec, build_chat_model(spec, settings)
+    except ModelSpecError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
 UNCITED = "none: no record a tool returned backs this answer; check it against the record"
 
 

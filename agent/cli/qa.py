@@ -8,7 +8,8 @@ from typing import Annotated, Literal, Optional
 import typer
 from rich.table import Table
 
-from .common import ConfigOpt, FhirUrlOpt, StoreOpt, backend_from, err, fhir_errors, print_json, settings_from
+from .common import (ConfigOpt, FhirUrlOpt, StoreOpt, backend_from, err, fhir_errors, model_from, print_json,
+                     settings_from)
 from .llm import LlmOpt
 
 
@@ -28,8 +29,6 @@ def qa(
     store: StoreOpt = None, fhir_url: FhirUrlOpt = None, config: ConfigOpt = None,
 ) -> None:
     """Answer every question in a file; the model and the record are loaded once."""
-    from agent.models import ModelSpecError, parse_spec
-    from agent.models.factory import build_chat_model
     from agent.qa import QaRunner, QuestionFileError, read_questions, run_qa
 
     settings = settings_from(config, store=store, fhir_url=fhir_url, llm=llm)
@@ -39,12 +38,7 @@ def qa(
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     rows = rows[:limit] if limit else rows
-    try:
-        spec = parse_spec(settings.llm)
-        model = build_chat_model(spec, settings)
-    except ModelSpecError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    spec, model = model_from(settings)
     if concurrency > 1 and spec.kind != "openai":
         err.print(f"{spec.kind} models run in this process: one question at a time", highlight=False)
         concurrency = 1
