@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import ask, chat, demo, ehr, fhir, llm, qa, trace_cmd
+from . import ask, bench, chat, demo, ehr, ehrqa, fhir, guidelines, images, llm, qa, trace_cmd
 
 app = typer.Typer(
     name="medagent",
@@ -13,22 +13,21 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+# the record, the tools, the model and traces by hand
 app.add_typer(fhir.app, name="fhir")
 app.add_typer(ehr.app, name="ehr")
 app.add_typer(llm.app, name="llm")
 app.add_typer(trace_cmd.app, name="trace")
-from . import bench  # noqa: E402  (beside its registration: one small edit to this shared file)
-app.add_typer(bench.app, name="bench")
-from . import images  # noqa: E402  (image search: one small edit to this shared file)
-app.add_typer(images.app, name="images")
-from . import guidelines  # noqa: E402  (guideline search: one small edit to this shared file)
+# the knowledge tools
 app.add_typer(guidelines.app, name="guidelines")
-from . import ehrqa  # noqa: E402  (EHRQA-style evaluation: one small edit to this shared file)
-app.add_typer(ehrqa.app, name="ehrqa")
+app.add_typer(images.app, name="images")
+# the ways in: one question, a conversation, a file of questions, evaluations and benchmarks
 app.command("ask")(ask.ask)
-app.command("demo")(demo.demo)
 app.command("chat")(chat.chat)
 app.command("qa")(qa.qa)
+app.add_typer(ehrqa.app, name="ehrqa")
+app.add_typer(bench.app, name="bench")
+app.command("demo")(demo.demo)
 
 
 @app.callback()
