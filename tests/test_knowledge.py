@@ -62,6 +62,12 @@ def test_an_answer_cites_the_record_and_the_guideline(store, tmp_path, monkeypat
                           model_label="scripted", extra_tools=tools)
     assert result.status == "completed"
     assert f"Observation/{obs['id']}" in result.cited_ids and hits.ids[0] in result.cited_ids
+    # chat's /sources turns the guideline citation into a readable line with its source
+    from agent.chat.commands import source_text
+
+    chat = SimpleNamespace(settings=_settings(), patient_id=MARIA.id, backend=store)
+    line = source_text(chat, hits.ids[0])
+    assert line.startswith(hits.ids[0] + ": ") and "http" in line
 
 
 def test_an_image_goes_with_the_question_to_the_model_and_into_the_trace(store, tmp_path):

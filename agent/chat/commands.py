@@ -137,6 +137,13 @@ def source_text(app: "ChatApp", ref: str) -> str:
 
     rtype, _, rid = ref.partition("/")
     if rtype == "Guideline":   # a guideline passage ('Guideline/<note>#<section>'), not a FHIR record
+        from agent.knowledge import knowledge_tools
+
+        for tool in knowledge_tools(app.settings, app.patient_id):
+            owner = getattr(tool, "__self__", None)
+            line = owner.describe(ref) if hasattr(owner, "describe") and tool.__name__ == "search_guidelines" else None
+            if line:
+                return line
         return f"guideline passage {rid}"
     try:
         resource = app.backend.read(rtype, rid)
