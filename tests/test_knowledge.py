@@ -104,3 +104,17 @@ def test_a_dicom_image_is_windowed_into_a_png_block():
 
     image = load_question_image(pydicom_data_dir() / "RG1_UNCI.dcm")   # a CR chest radiograph
     assert image.block["mime_type"] == "image/png" and len(image.block["base64"]) > 1000
+
+
+def test_chat_image_command_sends_the_image_with_the_next_question_only(store, tmp_path):
+    from PIL import Image
+
+    from agent.chat.commands import COMMANDS
+
+    png = tmp_path / "x.png"
+    Image.new("RGB", (32, 32), "white").save(png)
+    app = SimpleNamespace(next_image=None, r=SimpleNamespace(info=lambda *a: None, warn=lambda *a: None))
+    COMMANDS["/image"].handler(app, str(tmp_path / "missing.png"))
+    assert app.next_image is None          # refused now, not after the question
+    COMMANDS["/image"].handler(app, str(png))
+    assert app.next_image == str(png)

@@ -37,6 +37,7 @@ class ChatApp:
         self.now = now
         self.history_file = history_file
         self.redact = False
+        self.next_image: str | None = None   # /image PATH (or --image): goes with the next question
         self.tap = StreamTap()
         self.spec: Any = None
         self.model: Any = None
@@ -173,6 +174,7 @@ class ChatApp:
         session = self.ensure_session()
         trace_path = self.store.next_trace_path(session.id)
         model, spec, patient_id, redact = self.model, self.spec, self.patient_id, self.redact
+        image, self.next_image = self.next_image, None
 
         def job(exporter):
             return run_question(question, backend=self.backend, patient_id=patient_id, model=model,
@@ -181,7 +183,8 @@ class ChatApp:
                                 constrained=self.settings.constrained, thinking=self.settings.thinking,
                                 examples=self.settings.examples, session_id=session.id,
                                 checkpointer=self.store.checkpointer, exporters=[exporter],
-                                extra_tools=knowledge_tools(self.settings, patient_id))
+                                extra_tools=knowledge_tools(self.settings, patient_id),
+                                image=image, image_to_model=getattr(spec, "kind", "") in ("openai", "hf"))
 
         worker = TurnWorker(job).start()
         view = self.r.turn_view()

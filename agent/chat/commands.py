@@ -206,6 +206,23 @@ def _model(app: "ChatApp", arg: str) -> None:
     app.r.info(f"Model: {app.spec} (the conversation goes on).")
 
 
+@command("/image", "PATH")
+def _image(app: "ChatApp", arg: str) -> None:
+    """Attach an image (PNG, JPEG, DICOM) to the next question: shown to a multimodal model, and the query for image search."""
+    from agent.images_in import load_question_image
+
+    if not arg:
+        app.r.info(f"Next question's image: {app.next_image or 'none'}. Usage: /image PATH")
+        return
+    try:
+        load_question_image(arg)   # refuse an unreadable image now, not after the question
+    except ValueError as exc:
+        app.r.warn(str(exc))
+        return
+    app.next_image = arg
+    app.r.info(f"{arg} goes with your next question.")
+
+
 @command("/redact", "on|off")
 def _redact(app: "ChatApp", arg: str) -> None:
     """Keep patient content out of the next turns' traces (on) or not (off)."""

@@ -19,6 +19,7 @@ def chat(
     max_steps: Annotated[int, typer.Option(help="Model turns per question before the turn stops with status max_steps.")] = 8,
     now: Annotated[Optional[str], typer.Option(help="The date the agent is told it is (ISO), for questions like 'last year'.")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Where sessions, traces and input history live (default: the user data dir).")] = None,
+    image: Annotated[Optional[Path], typer.Option(help="An image (PNG, JPEG, DICOM) for the first question (later ones: /image PATH): shown to a multimodal model (openai:, hf:) and the query for image search.")] = None,
     store: StoreOpt = None, fhir_url: FhirUrlOpt = None, config: ConfigOpt = None,
 ) -> None:
     """Chat with the agent about a patient: streamed answers with sources, slash commands (/help), resumable sessions."""
@@ -40,6 +41,15 @@ def chat(
     except (ModelSpecError, ValueError, FileNotFoundError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
+    if image is not None:
+        from agent.images_in import load_question_image
+
+        try:
+            load_question_image(image)
+        except ValueError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from exc
+        app.next_image = str(image)
     try:
         if session:
             info = sessions.get(session)
