@@ -85,8 +85,8 @@ def run_question(question: str, *, backend: FhirBackend, patient_id: str | None,
     react strategy runs (navigator starts from one patient's manifest)."""
     session = EhrSession(backend, patient_id=patient_id or None)
     session.now = now
-    # Knowledge tools (guideline search, image search) hold no patient data: offered beside the
-    # record tools in a bound session.
+    # Knowledge tools (guideline search, image search) return no other patient's data (image
+    # search strips it from its hits): offered beside the record tools in a bound session.
     offered = [*session.tools(), *extra_tools] if session.patient_id else [session.find_patient]
     if not session.patient_id:
         strategy = "react"
