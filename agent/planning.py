@@ -119,11 +119,10 @@ def ground_date_filters(parsed: ParsedOutput, question: str, today: str | None, 
 
     Small instruct models fill every optional argument under constrained decoding: they copied
     the reference date into ``date_from`` (a search from today on finds nothing the record holds
-    as of today) and, given no date, invented one ("most recent HbA1c" searched 2023 only). So
-    a ``date_from`` equal to the reference date goes (with a ``date_to`` equal to it), and when
-    the question names no period (``PERIOD_WORDS``) every date filter goes, except a date a tool
-    result showed (``seen``: "her weight when her BMI was last measured" searches the BMI's
-    day). Returns a note for the trace, or None when nothing changed."""
+    as of today) and, given no date, invented one ("most recent HbA1c" searched 2023 only). So a
+    ``date_from`` equal to the reference date always goes, and when the question names no period
+    (``PERIOD_WORDS``) every other date goes too, except a ``date_to`` equal to the reference date
+    ("as of today", what the reference date means). Returns a note for the trace, or None."""
     if parsed.kind != "calls":
         return None
     names_period = bool(PERIOD_WORDS.search(question))
@@ -131,10 +130,11 @@ def ground_date_filters(parsed: ParsedOutput, question: str, today: str | None, 
     calls = []
     for call in parsed.calls:
         args = dict(call.args)
-        from_today = today is not None and str(args.get("date_from", "")) == today
         for key in _DATE_ARGS:
-            grounded = bool(seen) and str(args.get(key, ""))[:10] in seen and len(str(args.get(key, ""))) >= 7
-            if key in args and not grounded and (not names_period or (from_today and str(args[key]) == today)):
+            if key not in args:
+                continue
+            is_today = today is not None and str(args[key]) == today
+            if (key == "date_from" and is_today) or (not names_period and not (key == "date_to" and is_today)):
                 dropped.append(f"{call.name}.{key}={args.pop(key)}")
         calls.append(ToolCall(name=call.name, args=args))
     if not dropped:

@@ -100,9 +100,8 @@ def test_date_filters_the_question_gives_no_ground_for_are_dropped():
     assert question_turn([HumanMessage("Question: Any asthma?")]) == ("Any asthma?", None)
     copied = search(code="asthma", date_from="2020-02-02", date_to="2020-02-02")
     note = ground_date_filters(copied, "Does she have asthma?", "2020-02-02")
-    assert copied.calls[0].args == {"resource_type": "Condition", "code": "asthma"}
-    assert note == ("dropped search_records.date_from=2020-02-02, search_records.date_to=2020-02-02: "
-                    "the question names no period")
+    assert copied.calls[0].args == {"resource_type": "Condition", "code": "asthma", "date_to": "2020-02-02"}  # as of today
+    assert note == "dropped search_records.date_from=2020-02-02: the question names no period"
     invented = search(code="HbA1c", date_from="2023-01-01", date_to="2023-12-31")   # "most recent": no period
     assert ground_date_filters(invented, "What was the most recent HbA1c?", None)
     assert "date_from" not in invented.calls[0].args
