@@ -116,7 +116,9 @@ start() {
     model="$(model_path)"
     say "starting llama-cpp-python server on $URL (model: $model, chat format: gemma, log: $LOG)"
     echo "--- $(date -u +%FT%TZ) start" >>"$LOG"
-    (cd "$WORK" && exec nohup "$PY" -m llama_cpp.server \
+    # llama.cpp's OpenMP threads busy-wait between tokens by default: on shared CPUs (CI runs the
+    # tests beside it) that made decoding about 40x slower. Passive waiting costs nothing idle.
+    (cd "$WORK" && OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" exec nohup "$PY" -m llama_cpp.server \
         --model "$model" --model_alias "$MODEL_ALIAS" \
         --host "$HOST" --port "$PORT" \
         --chat_format gemma \
