@@ -395,8 +395,11 @@ def test_real_server_compiles_the_planner_action_schema(session_kind):
     from agent.protocol.schema import schema_errors
 
     schemas, schema = _action_schemas()[session_kind]
+    # The server's model is the Gemma 3 270M base model: shown the worked examples, as the product
+    # shows base models, so it writes a short call (llama-cpp-python's grammar cannot bound an
+    # integer's digits, and without examples it filled `limit` until max_tokens).
     messages = planner_messages("What was the patient's most recent HbA1c? Search the Observations.", schemas,
-                                fewshot=False)
+                                fewshot=True)
     model = _real_model(max_tokens=96, structured_output="json_object")
     reply = model.invoke(messages, json_schema=schema)
     meta = reply.response_metadata
