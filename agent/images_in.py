@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+#: Backends that can be a multimodal MedGemma (the embedded llama.cpp models read text only).
+MULTIMODAL_KINDS = ("openai", "hf")
+
 MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 
 

@@ -13,8 +13,6 @@ from .common import (ConfigOpt, EXIT_REFUSED, EXIT_UNAVAILABLE, FhirUrlOpt, Stor
 from .llm import LlmOpt
 
 EXIT_STATUS = {"completed": 0, "error": EXIT_UNAVAILABLE}
-#: Backends that can be a multimodal MedGemma (the embedded model reads text only).
-MULTIMODAL_KINDS = ("openai", "hf")
 
 
 def ask(
@@ -34,6 +32,7 @@ def ask(
     store: StoreOpt = None, fhir_url: FhirUrlOpt = None, config: ConfigOpt = None,
 ) -> None:
     """Answer a question about a patient's record, citing the record ids it rests on."""
+    from agent.images_in import MULTIMODAL_KINDS
     from agent.knowledge import knowledge_tools
     from agent.run import run_question
 
