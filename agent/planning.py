@@ -88,21 +88,24 @@ def read_output(raw: str, schemas: Sequence[Mapping[str, Any]]) -> tuple[ParsedO
 
 # How agent/graph/nodes.py states the reference date in the question turn.
 REFERENCE_DATE = re.compile(r"^Reference date \(today\): (\d{4}-\d{2}-\d{2})\b", re.M)
-# Words by which a question names a period (a year, "since", "last year", "in the past 6 months").
+# Words by which a question names a period: a year, "since", "in the past 6 months", "3 years
+# ago". A bare "last" is not one ("when was her BMI last checked" names no period).
 PERIOD_WORDS = re.compile(
-    r"\b(1[89]\d\d|20\d\d|last|past|previous|since|before|after|between|during|ago|within|until|from|"
-    r"years?|months?|weeks?|days?|decades?|today|yesterday|january|february|march|april|may|june|july|"
-    r"august|september|october|november|december)\b", re.I)
+    r"\b(1[89]\d\d|20\d\d|since|before|after|between|during|ago|within|until|today|yesterday|january|february|"
+    r"march|april|may|june|july|august|september|october|november|december)\b"
+    r"|\b(last|past|previous|prior|this|recent)\s+(\d+\s+|few\s+|several\s+|two\s+|three\s+|six\s+|twelve\s+)?"
+    r"(years?|months?|weeks?|days?|decades?)\b|\b\d+\s+(years?|months?|weeks?|days?)\b", re.I)
 _DATE_ARGS = ("date_from", "date_to")
 
 
 def question_turn(messages: Sequence[BaseMessage]) -> tuple[str, str | None]:
-    """The last question's text (without the reference-date line) and the reference date, if any."""
+    """The last question's text (without the banner and reference-date lines) and the reference date, if any."""
     for m in reversed(messages):
         text = m.content if isinstance(m.content, str) else ""
         if m.type == "human" and text.startswith("Question: "):
             found = REFERENCE_DATE.search(text)
-            question = text[len("Question: "):found.start() if found else len(text)].strip()
+            question = text[len("Question: "):found.start() if found else len(text)]
+            question = question.split("\nPatient: ")[0].strip()  # the banner line (graph/nodes.py) is not the question
             return question, (found.group(1) if found else None)
     return "", None
 
@@ -122,7 +125,9 @@ def ground_date_filters(parsed: ParsedOutput, question: str, today: str | None, 
     as of today) and, given no date, invented one ("most recent HbA1c" searched 2023 only). So a
     ``date_from`` equal to the reference date always goes, and when the question names no period
     (``PERIOD_WORDS``) every other date goes too, except a ``date_to`` equal to the reference date
-    ("as of today", what the reference date means). Returns a note for the trace, or None."""
+    ("as of today", what the reference date means) and a date an earlier result of this question
+    showed (``seen``: "the height on the day of the last BMI" searches that day). Returns a note
+    for the trace, or None."""
     if parsed.kind != "calls":
         return None
     names_period = bool(PERIOD_WORDS.search(question))
@@ -134,7 +139,9 @@ def ground_date_filters(parsed: ParsedOutput, question: str, today: str | None, 
             if key not in args:
                 continue
             is_today = today is not None and str(args[key]) == today
-            if (key == "date_from" and is_today) or (not names_period and not (key == "date_to" and is_today)):
+            shown = not is_today and bool(args[key]) and str(args[key]) in seen  # a date a result showed
+            if (key == "date_from" and is_today) or (not names_period and not shown
+                                                      and not (key == "date_to" and is_today)):
                 dropped.append(f"{call.name}.{key}={args.pop(key)}")
         calls.append(ToolCall(name=call.name, args=args))
     if not dropped:
@@ -142,6 +149,63 @@ def ground_date_filters(parsed: ParsedOutput, question: str, today: str | None, 
     parsed.calls = calls
     why = "the reference date is context, not a filter" if names_period else "the question names no period"
     return f"dropped {', '.join(dropped)}: {why}"
+
+
+# Words by which a question asks about a status ("currently taking", "still active", "resolved").
+STATUS_WORDS = re.compile(
+    r"\b(active|current|currently|ongoing|still|now|present|presently|taking|stopped|discontinued|completed?|"
+    r"resolved|inactive|finished|cancell?ed|remission|relapsed?|recurrence|on hold|in progress)\b", re.I)
+
+
+def _grounded_category(category: str, question: str) -> bool:
+    """A category the question names, in any form: 'labs' for laboratory, 'vitals' for vital-signs,
+    'emergency' for EMER (a word of the question starting a word of the category, or the reverse)."""
+    from tools.ehr.resolve import CATEGORY_ALIASES
+
+    value = next((v for aliases in CATEGORY_ALIASES.values() for a, v in aliases.items() if a == category.lower()),
+                 category).lower()
+    forms = {category.lower(), value} | {a for aliases in CATEGORY_ALIASES.values() for a, v in aliases.items()
+                                         if v.lower() == value}
+    text = question.lower()
+    if any(re.search(rf"\b{re.escape(f)}\b", text) for f in forms):   # 'ER' for EMER
+        return True
+    parts = {w for f in forms for w in re.split(r"[^a-z]+", f) if len(w) >= 3}
+    words = {w for w in re.split(r"[^a-z]+", text) if len(w) >= 3}
+    return any(p.startswith(w) or w.startswith(p) for p in parts for w in words)
+
+
+def ground_status_category(parsed: ParsedOutput, question: str) -> str | None:
+    """``status`` and ``category`` filters the question gives no ground for are dropped.
+
+    The same habit as the dates: a 1.5B model searched "When was clopidogrel last prescribed?"
+    with status completed and category medication, and "the most recent BMI" with status final
+    and category laboratory; each filter hid the record that answered. A status stays when the
+    question asks about one (``STATUS_WORDS``: "currently taking", "still active"); a category
+    stays when the question names it ('labs', 'vital signs', 'emergency visits')."""
+    if parsed.kind != "calls":
+        return None
+    asks_status = bool(STATUS_WORDS.search(question))
+    dropped: list[str] = []
+    calls = []
+    for call in parsed.calls:
+        args = dict(call.args)
+        if "status" in args and not asks_status:
+            dropped.append(f"{call.name}.status={args.pop('status')}")
+        if "category" in args and not _grounded_category(str(args["category"]), question):
+            dropped.append(f"{call.name}.category={args.pop('category')}")
+        calls.append(ToolCall(name=call.name, args=args))
+    if not dropped:
+        return None
+    parsed.calls = calls
+    return f"dropped {', '.join(dropped)}: the question asks for no such filter"
+
+
+def ground_filters(parsed: ParsedOutput, messages: Sequence[BaseMessage]) -> str | None:
+    """Every filter guard in turn; the notes joined for the trace, or None when nothing was dropped."""
+    question, today = question_turn(messages)
+    notes = [ground_date_filters(parsed, question, today, seen=_results_text(messages)),
+             ground_status_category(parsed, question)]
+    return "; ".join(n for n in notes if n) or None
 
 
 def plan_turn(model: BaseChatModel, messages: Sequence[BaseMessage], schemas: Sequence[Mapping[str, Any]], *,
@@ -165,7 +229,7 @@ def plan_turn(model: BaseChatModel, messages: Sequence[BaseMessage], schemas: Se
         records.append(call)
         parsed, error = read_output(call.raw_output, schemas)
         if error is None:
-            note = ground_date_filters(parsed, *question_turn(messages), seen=_results_text(messages))
+            note = ground_filters(parsed, messages)
             if note:
                 call.error = f"{call.error}; {note}" if call.error else note
             return TurnResult("ok", parsed, records)

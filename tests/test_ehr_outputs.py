@@ -146,3 +146,21 @@ def test_an_empty_result_counts_what_a_category_filter_hid(store):
     session = EhrSession(store, patient_id=MARIA.id)
     result = session.search_records("MedicationRequest", code="metformin", category="inpatient")
     assert not result.ids and "Outside these filters the record holds" in result.text and "category" in result.text
+
+
+def test_a_condition_name_in_a_medication_search_finds_what_was_prescribed_for_it(store):
+    """'What was prescribed for diabetes?' searched as code='diabetes' (what small models do):
+    the rows are the requests whose reason is that condition, not 'no match'."""
+    session = EhrSession(store, patient_id=MARIA.id)
+    conditions = {f"Condition/{r['id']}" for r in session.search_records("Condition", code="diabetes").resources}
+    found = session.search_records("MedicationRequest", code="type 2 diabetes")
+    assert found.error is None and found.resources, found.text
+    assert "prescribed for: " in found.text
+    for med in found.resources:   # every row names one of those conditions as its reason
+        assert {r["reference"] for r in med["reasonReference"]} & conditions
+    # All requests carrying such a reason are found, and none without one.
+    every = store.resources("MedicationRequest", [("patient", MARIA.id), ("_count", "1000")])
+    expected = {m["id"] for m in every if {r["reference"] for r in m.get("reasonReference", [])} & conditions}
+    assert {m["id"] for m in found.resources} == expected
+    # A name that is neither a drug nor a condition of hers still says so.
+    assert "matches 'glaucoma'" in session.search_records("MedicationRequest", code="glaucoma").text

@@ -157,6 +157,21 @@ def test_now_is_told_to_the_planner(store):
     assert "Reference date (today): 2026-01-15. Not a search filter" in model.calls[0].text
 
 
+def test_the_planner_reads_age_and_sex_from_the_banner_and_may_cite_it(store):
+    from datetime import date
+
+    born = date.fromisoformat(MARIA.birth_date)
+    age = 2026 - born.year - ((1, 15) < (born.month, born.day))
+    model, result = ask(store, [answer(f"{age} years old (Patient/{MARIA.id})")], question="How old is she?",
+                        now="2026-01-15")
+    turn = model.calls[0].text
+    assert f"Patient: Patient/{MARIA.id} | {MARIA.gender} | born {MARIA.birth_date} | age {age} on 2026-01-15" in turn
+    assert result.tool_calls == 0 and result.cited_ids == [f"Patient/{MARIA.id}"]
+    # Another patient's id in an answer is never a citation.
+    _, other = ask(store, [answer(f"See Patient/{LUCAS.id}")], question="How old is she?")
+    assert other.cited_ids == []
+
+
 def test_replay_reproduces_the_run(store, latest_hba1c, tmp_path):
     trace = tmp_path / "r.jsonl"
     ask(store, ["", call("search_records", resource_type="Observation", code="HbA1c"),

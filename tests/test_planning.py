@@ -110,3 +110,51 @@ def test_date_filters_the_question_gives_no_ground_for_are_dropped():
     from_today = search(date_from="2020-02-02")                                        # ... but never from today on
     assert "reference date is context" in ground_date_filters(from_today, "Any visits since 2019?", "2020-02-02")
     assert ground_date_filters(search(code="asthma"), "Asthma?", "2020-02-02") is None
+
+
+def test_a_date_an_earlier_result_showed_is_kept_without_a_named_period():
+    from agent.planning import ground_date_filters
+    from agent.protocol.types import ParsedOutput, ToolCall
+
+    call = ParsedOutput(kind="calls", calls=[ToolCall(name="search_records", args={
+        "resource_type": "Observation", "code": "height", "date_from": "2017-10-12", "date_to": "2017-10-12"})])
+    seen = "Observation: 3 found, newest first\n| 2017-10-12 | Body Mass Index | 27.1 kg/m2 |"
+    assert ground_date_filters(call, "When her BMI was last checked, what was her height?", "2018-03-23", seen) is None
+    assert call.calls[0].args["date_from"] == "2017-10-12"
+    invented = ParsedOutput(kind="calls", calls=[ToolCall(name="search_records", args={
+        "resource_type": "Observation", "code": "height", "date_from": "2016-01-01"})])
+    assert ground_date_filters(invented, "When her BMI was last checked, what was her height?", "2018-03-23", seen)
+    assert "date_from" not in invented.calls[0].args
+
+
+def test_status_and_category_filters_stay_only_when_the_question_asks_for_them():
+    from agent.planning import ground_filters, ground_status_category
+    from agent.protocol.types import ParsedOutput, ToolCall
+    from langchain_core.messages import HumanMessage
+
+    def search(**args):
+        return ParsedOutput(kind="calls", calls=[ToolCall(name="search_records", args=args)])
+
+    # The traces' cases: each made-up filter hid the record that answered.
+    last_rx = search(resource_type="MedicationRequest", code="clopidogrel", status="completed", category="medication")
+    note = ground_status_category(last_rx, "When was clopidogrel last prescribed?")
+    assert last_rx.calls[0].args == {"resource_type": "MedicationRequest", "code": "clopidogrel"}
+    assert note == ("dropped search_records.status=completed, search_records.category=medication: "
+                    "the question asks for no such filter")
+    bmi = search(resource_type="Observation", code="bmi", status="final", category="laboratory")
+    ground_status_category(bmi, "When the patient's BMI was last checked, what was their height?")
+    assert set(bmi.calls[0].args) == {"resource_type", "code"}
+    # ... and the filters a question does ask for stay.
+    current = search(resource_type="MedicationRequest", code="ferrous sulfate", status="active", category="medication")
+    ground_status_category(current, "Is the patient currently taking ferrous sulfate?")
+    assert current.calls[0].args == {"resource_type": "MedicationRequest", "code": "ferrous sulfate", "status": "active"}
+    for question, category in [("What were her latest labs?", "laboratory"), ("Show the last vitals", "vital-signs"),
+                               ("How many emergency visits in 2013?", "EMER"), ("Any ER visits?", "emergency")]:
+        kept = search(resource_type="Observation", category=category)
+        assert ground_status_category(kept, question) is None, question
+    # The combined guard reads the question and reference date from the messages.
+    msgs = [HumanMessage("Question: Has he ever had asthma?\nReference date (today): 2020-02-02. Not a search filter.")]
+    both = search(resource_type="Condition", code="asthma", date_from="2020-02-02", status="active")
+    note = ground_filters(both, msgs)
+    assert both.calls[0].args == {"resource_type": "Condition", "code": "asthma"}
+    assert "date_from=2020-02-02" in note and "status=active" in note

@@ -33,6 +33,7 @@ TOOL_TIMEOUT = "ERROR: {tool} did not finish within {seconds:g} s"
 REPEATED_CALL = ("You already called {calls} with exactly these arguments; the result is above. "
                  "Answer from it now, or make a different call.")
 MAX_TOOL_FAILURE_STEPS = 3
+PATIENT_LINE = "Patient: "  # the banner line under the question (agent/planning.py reads the question above it)
 # A record id ('Observation/abc-1') or a passage id ('Guideline/note#section'): the section
 # part matters, a guideline citation is to one passage.
 _REF = re.compile(r"\b([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64}(?:#[A-Za-z0-9\-.]{1,64})?)\b")
@@ -44,6 +45,8 @@ def _route(ctx: AgentContext, state: AgentState, source: str, target: str, reaso
 
 def planner_input(state: AgentState, ctx: AgentContext) -> list:
     question = state["question"]
+    if ctx.session.patient_id:  # the chart's banner: age and sex without a tool call (and citable)
+        question = f"{question}\n{PATIENT_LINE}{ctx.session.banner()}"
     if ctx.now:  # context for "current", "last year" and ages; a small model otherwise copies it into date_from
         question = f"{question}\nReference date (today): {ctx.now}. Not a search filter: use date_from/date_to only for a period the question names."
     earlier = []
@@ -177,7 +180,8 @@ def cited(answer: str, allowed: list[str]) -> list[str]:
 def answer(state: AgentState, runtime: Runtime[AgentContext]) -> Command[Literal["__end__"]]:
     ctx = runtime.context
     text = (state.get("answer") or "").strip()
-    ids = cited(text, seen_ids(state))
+    banner = [f"Patient/{ctx.session.patient_id}"] if ctx.session.patient_id else []  # the banner is citable
+    ids = cited(text, [*seen_ids(state), *banner])
     _route(ctx, state, "answer", "end", "completed")
     return Command(goto="__end__", update={"status": "completed", "answer": text, "cited_ids": ids})
 

@@ -399,7 +399,8 @@ CATEGORY_ALIASES = {
     "DiagnosticReport": {"lab": "LAB", "labs": "LAB", "laboratory": "LAB"},
     "Condition": {"problem": "problem-list-item", "problem list": "problem-list-item",
                   "diagnosis": "encounter-diagnosis"},
-    "Encounter": {"ambulatory": "AMB", "outpatient": "AMB", "emergency": "EMER", "inpatient": "IMP"},
+    "Encounter": {"ambulatory": "AMB", "outpatient": "AMB", "emergency": "EMER", "er": "EMER", "ed": "EMER",
+                  "inpatient": "IMP"},
 }
 
 

@@ -33,6 +33,7 @@ SHARED_TYPES = frozenset({"Practitioner", "PractitionerRole", "Organization", "L
 DRAFT_KINDS = ("MedicationRequest", "ServiceRequest", "Observation")
 NO_PATIENT = "no patient selected; call find_patient then bind"
 MAX_LIMIT = 200
+MAX_PAGE = 1000  # the most one search fetches (the store's _count bound), for filtering here
 
 #: Reference fields whose targets' names the tables show (see _with_names).
 _NAMED_REFS = ("requester", "reasonReference", "performer", "participant", "recorder", "asserter", "author")
@@ -122,6 +123,11 @@ class EhrSession:
             self._manifest = build_manifest(self.backend, self._require_patient())
         return self._manifest
 
+    def banner(self) -> str:
+        """The bound patient's one-line banner (citation id, sex, birth date, age as of ``now``):
+        a planner reads age and sex from it without a tool call, as a clinician reads a chart's header."""
+        return f"Patient/{self._require_patient()} | {self.manifest().demographics(self.now)}"
+
     def _candidates(self, *types: str) -> list[Candidate]:
         m = self.manifest()
         return [(c.system, c.code, c.display) for t in types for c in m.codes(t)]
@@ -194,7 +200,8 @@ class EhrSession:
         DiagnosticReport (lab panels), CarePlan, DocumentReference (notes), ImagingStudy,
         ServiceRequest (orders).
         code: what to look for, as a plain name ('HbA1c', 'blood pressure', 'metformin',
-        'flu shot') or a code ('4548-4', 'http://loinc.org|4548-4', comma = any of them).
+        'flu shot') or a code ('4548-4', 'http://loinc.org|4548-4', comma = any of them); for
+        MedicationRequest, a condition's name ('sinusitis') finds what was prescribed for it.
         date_from / date_to: YYYY, YYYY-MM or YYYY-MM-DD, inclusive.
         status: e.g. active, stopped, completed (for Condition/AllergyIntolerance: active,
         resolved, inactive). category: e.g. laboratory, vital-signs (Observation).
@@ -206,14 +213,20 @@ class EhrSession:
         params: list[tuple[str, str]] = [("patient", pid)]
         said: list[str] = []
         unknown_code = False
+        reasons: set[str] | None = None  # a condition's name given for a medication: its Condition ids
         if code and str(code).strip():
             res = resolve_codes(str(code), self._candidates(rtype))
-            if not res.ok:
+            if not res.ok and rtype == "MedicationRequest":
+                reasons, why = self._conditions_named(str(code))
+                if reasons:
+                    said.append(f"prescribed for: {why}")
+            if not res.ok and not reasons:
                 return ToolResult(text=f"No {rtype} in this patient's record matches '{code}' ({res.message}).")
-            unknown_code = res.verbatim and "not among the codes" in res.message
-            name = "combo-code" if rtype == "Observation" and unknown_code else CODE_PARAM[rtype]
-            params.append((name, res.param_value()))
-            said.append(res.message)
+            if res.ok:
+                unknown_code = res.verbatim and "not among the codes" in res.message
+                name = "combo-code" if rtype == "Observation" and unknown_code else CODE_PARAM[rtype]
+                params.append((name, res.param_value()))
+                said.append(res.message)
         date_param = DATE_PARAM[rtype]
         for value, prefix in ((date_from, "ge"), (date_to, "le")):
             if value and str(value).strip():
@@ -254,15 +267,22 @@ class EhrSession:
         if sort.lstrip("-") in ("date", date_param):
             sort = ("-" if sort.startswith("-") else "") + date_param
         n = max(1, min(int(limit or self.row_limit), MAX_LIMIT))
-        params += [("_sort", sort), ("_count", str(n))]
+        # FHIR R4 has no search parameter for a MedicationRequest's reason: filter the patient's
+        # requests here (tens, at most hundreds) by the reason references they carry.
+        params += [("_sort", sort), ("_count", str(n if reasons is None else MAX_PAGE))]
         bundle = self.backend.search(rtype, params)
         entries = bundle.get("entry", [])
         matches = self._scoped([e["resource"] for e in entries if e.get("search", {}).get("mode", "match") == "match"])
         included = self._scoped([e["resource"] for e in entries if e.get("search", {}).get("mode") == "include"])
         total = bundle.get("total", len(matches)) - (sum(e.get("search", {}).get("mode", "match") == "match"
                                                         for e in entries) - len(matches))
+        if reasons is not None:
+            matches = [r for r in matches if {x.get("reference") for x in r.get("reasonReference", [])} & reasons]
+            total, matches, included = len(matches), matches[:n], []
         order = {f"-{date_param}": "newest first", date_param: "oldest first"}.get(sort, f"sorted by {sort}")
         criteria = f" ({'; '.join(said)})" if said else ""
+        if not matches and reasons is not None:
+            return ToolResult(text=f"No {rtype} found{criteria}: none gives that condition as its reason.")
         if not matches:
             text = self._empty_result(rtype, params[:-2], criteria, total,
                                       {date_param, status_param, "category", "class"}, as_of)
@@ -375,6 +395,17 @@ class EhrSession:
         return ToolResult(text=f"stored {ref}\n{describe(stored).split(chr(10), 1)[-1]}", ids=[ref], resources=[stored])
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _conditions_named(self, text: str) -> tuple[set[str], str]:
+        """The patient's Conditions a name reaches ('viral sinusitis'), as references, and how
+        it matched: a medication search given a condition's name means 'prescribed for it'."""
+        res = resolve_codes(text, self._candidates("Condition"))
+        if not res.ok:
+            return set(), ""
+        found = self.backend.search("Condition", [("patient", self._require_patient()),
+                                                  ("code", res.param_value()), ("_count", str(MAX_PAGE))])
+        refs = {f"Condition/{r['id']}" for r in self._scoped([e["resource"] for e in found.get("entry", [])])}
+        return refs, res.message
 
     def _with_names(self, resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Copies of ``resources`` whose references (requester, reason, performer...) carry the

@@ -351,7 +351,8 @@ _c(R, "antihypertensive|blood pressure medication|bp medication|blood pressure m
 _c(V, "flu|flu shot|flu vaccine|influenza|influenza vaccine|flu jab|seasonal flu|flu vaccination",
    "140 141 150 155 158 161 185 186 197 205 88 111 135 144 149 153 166 168 171", "influenza", "haemophilus|hib")
 _c(V, "tdap|boostrix|adacel", "115", "tdap")
-_c(V, "td|td vaccine|td booster|tenivac", "113 09 138 139", "td adult|td")
+_c(V, "td|td vaccine|td booster|tenivac|tetanus diphtheria|tetanus and diphtheria|tetanus diphtheria toxoids",
+   "113 09 138 139", "td adult|td")
 _c(V, "tetanus|tetanus shot|tetanus booster|tetanus vaccine", "113 115 09 138 139", "td adult|tdap|tetanus")
 _c(V, "dtap|diphtheria tetanus pertussis|dtp|pediarix|pentacel", "20 106 107 110 50 120 146 01", "dtap")
 _c(V, "pneumovax|ppsv23|ppsv|pneumococcal polysaccharide", "33 109", "pneumococcal polysaccharide")

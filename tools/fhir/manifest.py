@@ -53,11 +53,8 @@ class Manifest(BaseModel):
         summary = self.types.get(resource_type)
         return list(summary.codes) if summary else []
 
-    def render(self, max_codes_per_type: int = 12, as_of: str | None = None) -> str:
-        """Compact text: demographics, then one block per type present. ``as_of`` (the run's
-        reference date) is the day the age is given for: a question set years back is about
-        the patient's age then, not today."""
-        head = [f"Patient {self.name or '(no name)'} | id {self.id}"]
+    def demographics(self, as_of: str | None = None) -> str:
+        """'female | born 2017-05-02 | age 2 on 2020-03-13': what a chart's banner shows."""
         facts = [self.gender or "gender unknown"]
         if self.birthDate:
             facts.append(f"born {self.birthDate}")
@@ -65,7 +62,13 @@ class Manifest(BaseModel):
                 facts.append(f"age {_age(self.birthDate, as_of)}" + (f" on {as_of[:10]}" if as_of else ""))
         if self.deceased:
             facts.append("deceased" + (f" {str(self.deceased)[:10]}" if isinstance(self.deceased, str) else ""))
-        head.append(" | ".join(facts))
+        return " | ".join(facts)
+
+    def render(self, max_codes_per_type: int = 12, as_of: str | None = None) -> str:
+        """Compact text: demographics, then one block per type present. ``as_of`` (the run's
+        reference date) is the day the age is given for: a question set years back is about
+        the patient's age then, not today."""
+        head = [f"Patient {self.name or '(no name)'} | id {self.id}", self.demographics(as_of)]
         lines = [" | ".join(head), "Record holds (type: count (date range), then its codes: code display xN date range):"]
         absent = []
         for rtype in CODE_PARAM:
