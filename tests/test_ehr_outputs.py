@@ -164,3 +164,20 @@ def test_a_condition_name_in_a_medication_search_finds_what_was_prescribed_for_i
     assert {m["id"] for m in found.resources} == expected
     # A name that is neither a drug nor a condition of hers still says so.
     assert "matches 'glaucoma'" in session.search_records("MedicationRequest", code="glaucoma").text
+
+
+def test_a_category_the_type_does_not_define_is_ignored_and_said(store):
+    session = EhrSession(store, patient_id=MARIA.id)
+    plain = session.search_records("MedicationRequest", code="metformin")
+    guessed = session.search_records("MedicationRequest", code="metformin", category="medication")
+    assert guessed.ids == plain.ids and guessed.ids
+    assert "category medication ignored: MedicationRequest categories are inpatient, outpatient" in guessed.text
+    vaccines = session.search_records("Immunization", category="vaccine")
+    assert vaccines.error is None and vaccines.ids == session.search_records("Immunization").ids
+    assert "Immunization has no category" in vaccines.text
+    # A real category (by alias too) still filters; a mix keeps the real part.
+    labs = session.search_records("Observation", category="labs", limit=200)
+    assert labs.resources and all(any(c["code"] == "laboratory" for cat in r["category"] for c in cat["coding"])
+                                  for r in labs.resources)
+    mixed = session.search_records("Observation", category="labs,medication", limit=200)
+    assert mixed.ids == labs.ids and "category medication ignored" in mixed.text

@@ -414,10 +414,34 @@ def clinical_type(resource_type: str) -> str:
     return found
 
 
-def category_value(resource_type: str, category: str) -> str:
-    """'labs' -> 'laboratory' (Observation), 'emergency' -> 'EMER' (Encounter class), ..."""
+# The category codes FHIR R4 defines per type (observation-category, condition-category,
+# medicationrequest-category, v3 ActCode encounter classes, allergy categories, v2-0074 report
+# sections). A value outside them can match nothing: 'medication' for a MedicationRequest,
+# 'vaccine' for an Immunization are a model's guesses, ignored with a note rather than searched.
+CATEGORY_CODES = {
+    "Observation": "social-history vital-signs imaging laboratory procedure survey exam therapy activity",
+    "Condition": "problem-list-item encounter-diagnosis health-concern",
+    "MedicationRequest": "inpatient outpatient community discharge",
+    "Encounter": "AMB EMER FLD HH IMP ACUTE NONAC OBSENC PRENC SS VR",
+    "AllergyIntolerance": "food medication environment biologic",
+    "DiagnosticReport": "AU BG BLB CG CH CP CT CTH CUS EC EN GE HM ICU IMM LAB MB MCB MYC NMR NMS NRS OSL OT OUS "
+                        "PAR PAT PF PHR PHY PT RAD RC RT RUS RX SP SR TX VR VUS XRC",
+}
+
+
+def category_value(resource_type: str, category: str) -> tuple[str | None, list[str]]:
+    """'labs' -> 'laboratory' (Observation), 'emergency' -> 'EMER' (Encounter class), ...; and
+    the values that are no category of this type (dropped). None when none is left."""
     aliases = CATEGORY_ALIASES.get(resource_type, {})
-    return ",".join(aliases.get(c.strip().lower(), c.strip()) for c in category.split(","))
+    known = {c.lower(): c for c in CATEGORY_CODES.get(resource_type, "").split()}
+    kept, unknown = [], []
+    for part in (c.strip() for c in category.split(",") if c.strip()):
+        value = aliases.get(part.lower(), part)
+        if known and value.lower() not in known:
+            unknown.append(part)
+        else:
+            kept.append(known.get(value.lower(), value))
+    return (",".join(kept) or None), unknown
 
 
 def looks_like_code(text: str) -> bool:

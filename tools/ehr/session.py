@@ -21,7 +21,8 @@ from tools.fhir.manifest import Manifest, build_manifest, human_name
 from tools.fhir.search_params import CODE_PARAM, DATE_PARAM, lookup
 
 from . import orders
-from .resolve import CLINICAL, STATUS_PARAM, Candidate, category_value, clinical_type, resolve_codes
+from .resolve import (CATEGORY_CODES, CLINICAL, STATUS_PARAM, Candidate, category_value, clinical_type,
+                      resolve_codes)
 from .results import ToolResult, concept_text, describe, render_rows, resource_date, table
 
 ClinicalType = Literal["Observation", "Condition", "MedicationRequest", "Immunization", "Encounter",
@@ -245,12 +246,18 @@ class EhrSession:
             params.append((status_param, ",".join(s.strip().lower() for s in str(status).split(","))))
             said.append(f"status {params[-1][1]}")
         if category and str(category).strip():
+            # A category the type lacks or does not define is ignored and said: refusing the whole
+            # search over it cost small models the turn, and they then answered 'none'.
             cparam = "class" if rtype == "Encounter" else "category"
-            if not lookup(rtype, cparam):
-                raise _Refused(f"{rtype} has no category; use code or filters")
-            value = category_value(rtype, str(category))
-            params.append((cparam, value))
-            said.append(f"{cparam} {value}")
+            value, unknown = category_value(rtype, str(category)) if lookup(rtype, cparam) else (None, [category])
+            if unknown:
+                defined = CATEGORY_CODES.get(rtype, "").replace(" ", ", ")
+                said.append(f"{cparam} {', '.join(unknown)} ignored: " +
+                            (f"{rtype} categories are {defined}" if defined and lookup(rtype, cparam)
+                             else f"{rtype} has no category"))
+            if value:
+                params.append((cparam, value))
+                said.append(f"{cparam} {value}")
         if isinstance(filters, str):  # a model may send 'a=b&c=d' or JSON text
             filters = orjson.loads(filters) if filters.strip().startswith("{") else dict(parse_qsl(filters))
         for key, value in (filters or {}).items():
