@@ -43,3 +43,16 @@ def _image_tools(index: str, encoder: str, patient_id: str | None) -> tuple[Call
     from tools.images.tools import image_tools
 
     return tuple(image_tools(index, encoder, patient_id=patient_id))
+
+
+def record_notes(settings: Any) -> dict[str, Callable[[dict[str, Any]], str]]:
+    """The record side of image search: ImagingStudy and Media rows say how many of their images
+    the configured image index holds ('2 images indexed (series UID)'). Needs only the index's
+    metadata, not the encoder; empty when no index is built."""
+    from tools.images import ImageIndex, default_index_path, indexed_note
+
+    index = ImageIndex(getattr(settings, "image_index", None) or default_index_path())
+    if not index.exists:
+        return {}
+    note = lambda resource: indexed_note(index, resource)  # noqa: E731 (one index, two types)
+    return {"ImagingStudy": note, "Media": note}

@@ -13,7 +13,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 from langchain_core.language_models import BaseChatModel
 
@@ -76,7 +76,8 @@ def run_question(question: str, *, backend: FhirBackend, patient_id: str | None,
                  session_id: str | None = None,
                  checkpointer=None, exporters: list | None = None,
                  extra_tools: Sequence[Callable[..., Any]] = (), image: str | Path | None = None,
-                 image_to_model: bool = True) -> RunResult:
+                 image_to_model: bool = True, row_notes: Mapping[str, Callable[[dict], str]] | None = None,
+                 ) -> RunResult:
     """Answer ``question`` about ``patient_id``. Raises LookupError if the patient does not exist;
     everything else (model or tool failure, budgets) ends in a RunResult with a status.
 
@@ -85,6 +86,7 @@ def run_question(question: str, *, backend: FhirBackend, patient_id: str | None,
     react strategy runs (navigator starts from one patient's manifest)."""
     session = EhrSession(backend, patient_id=patient_id or None)
     session.now = now
+    session.row_notes = dict(row_notes or {})  # e.g. ImagingStudy rows saying which images are indexed
     # Knowledge tools (guideline search, image search) return no other patient's data (image
     # search strips it from its hits): offered beside the record tools in a bound session.
     offered = [*session.tools(), *extra_tools] if session.patient_id else [session.find_patient]

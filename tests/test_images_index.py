@@ -290,3 +290,33 @@ def test_cli_search_json_and_missing_encoder(built, encoder_dir, monkeypatch, tm
     assert hits[0]["metadata"]["patient_id"] == "pat-1" and hits[0]["metadata"]["site"] == "clinic A"
     info = runner.invoke(app, ["images", "info", "--index", str(index.path)])
     assert "image tools: available" in info.output
+
+
+def test_imaging_study_rows_say_which_of_their_images_are_indexed(built, tmp_path):
+    """The record side as the planner sees it: search_records and read_record on ImagingStudy."""
+    import pydicom
+
+    from agent.knowledge import record_notes
+    from fhir_fixtures import PATIENTS, bundle_paths
+    from tools.ehr import EhrSession
+    from tools.fhir.store import EmbeddedStore
+
+    folder, index, _ = built
+    mr = pydicom.dcmread(folder / "MR_small.dcm", stop_before_pixels=True)
+    store = EmbeddedStore(f"sqlite:///{tmp_path / 'records.db'}")
+    assert not store.load_paths(bundle_paths()).errors
+    patient = PATIENTS["diabetic"].id
+    study = store.create({"resourceType": "ImagingStudy", "status": "available", "started": "2025-01-02",
+                          "subject": {"reference": f"Patient/{patient}"},
+                          "series": [{"uid": mr.SeriesInstanceUID, "modality": {"code": "MR"}}]})
+    settings = type("S", (), {"image_index": str(index.path)})()
+    session = EhrSession(store, patient_id=patient)
+    session.row_notes = record_notes(settings)
+    found = session.search_records("ImagingStudy")
+    header = next(line for line in found.text.splitlines() if line.startswith("date | "))
+    assert "images" in header.split(" | ") and "1 image indexed (series UID)" in found.text
+    assert "images: 1 image indexed (series UID)" in session.read_record(f"ImagingStudy/{study['id']}").text
+    # No index configured: no column, and nothing breaks.
+    assert record_notes(type("S", (), {"image_index": str(tmp_path / "none")})()) == {}
+    assert "images" not in EhrSession(store, patient_id=patient).search_records("ImagingStudy").text.split("\n")[1]
+    store.close()

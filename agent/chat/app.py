@@ -166,7 +166,7 @@ class ChatApp:
 
     def ask(self, question: str) -> Any:
         from agent.images_in import MULTIMODAL_KINDS
-        from agent.knowledge import knowledge_tools
+        from agent.knowledge import knowledge_tools, record_notes
         from agent.run import run_question
 
         if self.patient is None:
@@ -185,7 +185,7 @@ class ChatApp:
                                 examples=self.settings.examples, session_id=session.id,
                                 checkpointer=self.store.checkpointer, exporters=[exporter],
                                 extra_tools=knowledge_tools(self.settings, patient_id),
-                                image=image, image_to_model=getattr(spec, "kind", "") in MULTIMODAL_KINDS)
+                                row_notes=record_notes(self.settings), image=image, image_to_model=getattr(spec, "kind", "") in MULTIMODAL_KINDS)
 
         worker = TurnWorker(job).start()
         view = self.r.turn_view()

@@ -33,7 +33,7 @@ def ask(
 ) -> None:
     """Answer a question about a patient's record, citing the record ids it rests on."""
     from agent.images_in import MULTIMODAL_KINDS
-    from agent.knowledge import knowledge_tools
+    from agent.knowledge import knowledge_tools, record_notes
     from agent.run import run_question
 
     settings = settings_from(config, store=store, fhir_url=fhir_url, llm=llm)
@@ -47,7 +47,8 @@ def ask(
                                   max_tokens=max_tokens, constrained=settings.constrained, thinking=settings.thinking,
                                   narrow=narrow, examples=settings.examples, session_id=session,
                                   checkpointer=checkpointer, extra_tools=knowledge_tools(settings, patient),
-                                  image=image, image_to_model=spec.kind in MULTIMODAL_KINDS)
+                                  row_notes=record_notes(settings), image=image,
+                                  image_to_model=spec.kind in MULTIMODAL_KINDS)
         except (LookupError, ValueError) as exc:  # no such patient; an unreadable image
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(EXIT_REFUSED) from exc

@@ -11,7 +11,7 @@ names, not ids: the session fills in the referenced resources' names before rend
 from __future__ import annotations
 
 import base64
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from pydantic import BaseModel, Field
 
@@ -21,7 +21,7 @@ from tools.fhir.manifest import codings, day, human_name, resource_date
 __all__ = ["ToolResult", "codings", "concept_text", "day", "describe", "document_text", "human_name",
            "observation_value", "render_rows", "resource_date", "row", "table"]
 
-COLUMNS = ("date", "code", "display", "value", "unit", "status", "by", "reason", "id")
+COLUMNS = ("date", "code", "display", "value", "unit", "status", "by", "reason", "images", "id")
 MAX_CELL = 90
 
 
@@ -234,8 +234,17 @@ def table(rows: list[dict[str, str]], total: int | None = None, columns: Iterabl
     return "\n".join(lines)
 
 
-def render_rows(resources: list[dict[str, Any]], total: int | None = None) -> str:
-    return table([row(r) for r in resources], total)
+RowNotes = Mapping[str, Callable[[dict[str, Any]], str]]  # resource type -> its 'images' cell (or '')
+
+
+def render_rows(resources: list[dict[str, Any]], total: int | None = None, notes: RowNotes | None = None) -> str:
+    """The table of ``resources``; ``notes`` add an 'images' cell to the types they name (an
+    ImagingStudy row says how many of its images an image index holds)."""
+    rows = []
+    for r in resources:
+        note = (notes or {}).get(r.get("resourceType", ""))
+        rows.append({**row(r), "images": note(r)} if note else row(r))
+    return table(rows, total)
 
 
 def document_text(resource: dict[str, Any], max_chars: int = 4000) -> str:

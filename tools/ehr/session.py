@@ -23,7 +23,7 @@ from tools.fhir.search_params import CODE_PARAM, DATE_PARAM, lookup
 from . import orders
 from .resolve import (CATEGORY_CODES, CLINICAL, STATUS_PARAM, Candidate, category_value, clinical_type,
                       resolve_codes)
-from .results import ToolResult, concept_text, describe, render_rows, resource_date, table
+from .results import RowNotes, ToolResult, concept_text, describe, render_rows, resource_date, table
 
 ClinicalType = Literal["Observation", "Condition", "MedicationRequest", "Immunization", "Encounter",
                        "AllergyIntolerance", "Procedure", "DiagnosticReport", "CarePlan",
@@ -79,6 +79,7 @@ class EhrSession:
         self._manifest: Manifest | None = None
         self._names: dict[str, str] = {}   # "Type/id" -> display name, for references in rows
         self.now: str | None = None         # the run's reference date (ISO): ages are given as of it
+        self.row_notes: RowNotes = {}       # per type, an 'images' cell for its rows (agent/knowledge.py)
         if patient_id:
             self.bind(patient_id)
 
@@ -296,7 +297,7 @@ class EhrSession:
             if unknown_code:
                 text += f" That code is not among the {rtype} codes this record holds; call patient_summary to see them."
             return ToolResult(text=text)
-        text = f"{rtype}: {total} found, {order}{criteria}\n{render_rows(self._with_names(matches), total)}"
+        text = f"{rtype}: {total} found, {order}{criteria}\n{render_rows(self._with_names(matches), total, self.row_notes)}"
         if included:
             text += "\nincluded:\n" + table([{"type/id": f"{r['resourceType']}/{r.get('id')}",
                                               "name": human_name(r.get("name")) or r.get("name", "") or concept_text(r.get("code"))}
@@ -340,7 +341,12 @@ class EhrSession:
             raise _Refused(f"{target[0]}/{target[1]} does not exist") from None
         if not self.in_scope(resource):
             raise _Refused(f"{target[0]}/{target[1]} is not part of the bound patient's record; refused")
-        return ToolResult(text=describe(self._with_names([resource])[0]), ids=[f"{target[0]}/{target[1]}"],
+        text = describe(self._with_names([resource])[0])
+        note = self.row_notes.get(target[0])
+        cell = note(resource) if note else ""
+        if cell:
+            text += f"\nimages: {cell}"
+        return ToolResult(text=text, ids=[f"{target[0]}/{target[1]}"],
                           resources=[resource])
 
     @_tool
