@@ -208,6 +208,33 @@ def ground_filters(parsed: ParsedOutput, messages: Sequence[BaseMessage]) -> str
     return "; ".join(n for n in notes if n) or None
 
 
+def unasked_filters(messages: Sequence[BaseMessage], schemas: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The filter arguments the constrained decoder leaves out this turn, so a model cannot
+    give what the guards above would drop (and spends no tokens writing it): ``status`` unless
+    the question asks about one, ``category`` unless it names any category, and the dates on
+    a first turn whose question names no period (later turns may filter by a date a result
+    showed; ``ground_date_filters`` still judges those)."""
+    from tools.ehr.resolve import CATEGORY_ALIASES, CATEGORY_CODES
+
+    question, _ = question_turn(messages)
+    text = question.lower()
+    # Allergy categories (food, medication, ...) count only in a question about allergies:
+    # 'medication' in any medication question would otherwise open the category every time.
+    forms = {a for t, aliases in CATEGORY_ALIASES.items() for a in aliases}
+    forms |= {c.lower() for t, codes in CATEGORY_CODES.items() if t != "AllergyIntolerance"
+              for c in codes.split() if len(c) > 3}
+    names_category = "allerg" in text or any(re.search(rf"\b{re.escape(f)}", text) for f in forms)
+    unasked = set()
+    if not STATUS_WORDS.search(question):
+        unasked.add("status")
+    if not names_category:
+        unasked.add("category")
+    if not PERIOD_WORDS.search(question) and not _results_text(messages).strip():
+        unasked |= set(_DATE_ARGS)
+    return [f"{s['name']}.{arg}" for s in schemas for arg in (s.get("parameters") or {}).get("properties", {})
+            if arg in unasked]
+
+
 def plan_turn(model: BaseChatModel, messages: Sequence[BaseMessage], schemas: Sequence[Mapping[str, Any]], *,
               constrained: bool = True, narrow: Mapping[str, Sequence[Any]] | None = None,
               thinking: bool = False, repair: bool = True) -> TurnResult:
@@ -215,7 +242,7 @@ def plan_turn(model: BaseChatModel, messages: Sequence[BaseMessage], schemas: Se
     it has one (not with ``thinking``: a grammar that starts at '{' leaves no room to think)."""
     schema = None
     if constrained and not thinking and getattr(model, "supports_json_schema", False):
-        schema = action_schema(schemas, narrow=narrow)
+        schema = action_schema(schemas, narrow=narrow, omit=unasked_filters(messages, schemas))
     records: list[ModelCall] = []
     attempt_messages = list(messages)
     parsed = ParsedOutput(kind="invalid", error="not run")

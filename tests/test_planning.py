@@ -158,3 +158,35 @@ def test_status_and_category_filters_stay_only_when_the_question_asks_for_them()
     note = ground_filters(both, msgs)
     assert both.calls[0].args == {"resource_type": "Condition", "code": "asthma"}
     assert "date_from=2020-02-02" in note and "status=active" in note
+
+
+def test_the_constrained_schema_leaves_out_the_filters_a_question_does_not_ask_for():
+    from langchain_core.messages import AIMessage, HumanMessage
+
+    from agent.planning import unasked_filters
+    from agent.protocol.schema import action_schema
+
+    def turn(question, *results):
+        return [HumanMessage(f"Question: {question}\nReference date (today): 2020-02-02. Not a search filter."),
+                *results]
+
+    schemas = [{"name": "search_records", "parameters": {"type": "object", "required": ["resource_type"], "properties": {
+        "resource_type": {"type": "string"}, "code": {"type": "string"}, "date_from": {"type": "string"},
+        "date_to": {"type": "string"}, "status": {"type": "string"}, "category": {"type": "string"}}}}]
+    last_rx = unasked_filters(turn("When was clopidogrel last prescribed?"), schemas)
+    assert sorted(last_rx) == ["search_records.category", "search_records.date_from", "search_records.date_to",
+                               "search_records.status"]
+    current = unasked_filters(turn("Is she currently taking metformin?"), schemas)
+    assert "search_records.status" not in current and "search_records.category" in current
+    assert "search_records.category" not in unasked_filters(turn("Her latest vital signs?"), schemas)
+    assert "search_records.category" in unasked_filters(turn("Any medication for her asthma?"), schemas)
+    assert "search_records.category" not in unasked_filters(turn("Any medication allergies?"), schemas)
+    assert "search_records.date_from" not in unasked_filters(turn("How many visits in 2013?"), schemas)
+    # After a result, a date it showed may be searched (the guard judges it).
+    later = turn("When her BMI was last checked, what was her height?", AIMessage("{}"),
+                 HumanMessage("TOOL RESULT search_records:\n2017-10-12 | Body Mass Index"))
+    assert "search_records.date_from" not in unasked_filters(later, schemas)
+    # The schema then has no such property; required arguments are never left out.
+    schema = action_schema(schemas, omit=last_rx + ["search_records.resource_type"])
+    args = schema["anyOf"][0]["properties"]["args"]
+    assert set(args["properties"]) == {"resource_type", "code"} and args["additionalProperties"] is False

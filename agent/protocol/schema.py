@@ -112,7 +112,8 @@ def by_name(schemas: Iterable[Mapping[str, Any]] | Mapping[str, Mapping[str, Any
 # -- one schema for a planner turn --------------------------------------------------------------
 
 def action_schema(schemas: Iterable[Mapping[str, Any]], max_string: int = MAX_STRING, allow_answer: bool = True,
-                  narrow: Mapping[str, Sequence[Any]] | None = None, max_answer: int | None = None) -> dict[str, Any]:
+                  narrow: Mapping[str, Sequence[Any]] | None = None, max_answer: int | None = None,
+                  omit: Iterable[str] = ()) -> dict[str, Any]:
     """The schema of one planner turn: ``anyOf`` one branch per tool plus the answer branch.
 
     ``max_answer``: a ``maxLength`` for the answer; None (the default) leaves it unbounded,
@@ -123,14 +124,21 @@ def action_schema(schemas: Iterable[Mapping[str, Any]], max_string: int = MAX_ST
     subset of its enum when it has one). An unknown tool or argument, an empty list or a value
     outside the argument's enum raises ``ValueError``: a narrowing that silently did nothing
     would hide the grounding it was meant to give.
+
+    ``omit``: ``"tool.argument"`` names of optional arguments this turn may not give (a filter
+    the question does not ask for); a required argument is never omitted.
     """
     tools = by_name(schemas)
     narrowed = _narrowings(tools, narrow or {})
+    dropped = {tuple(key.split(".", 1)) for key in omit}
     branches: list[dict[str, Any]] = []
     for name, spec in tools.items():
         params = copy.deepcopy(spec.get("parameters") or {"type": "object", "properties": {}})
         props = params.setdefault("properties", {})
         for arg, prop in list(props.items()):
+            if (name, arg) in dropped and arg not in params.get("required", []):
+                del props[arg]
+                continue
             props[arg] = narrowed.get((name, arg)) or _bound(prop, arg, max_string)
         params["type"] = "object"
         params["additionalProperties"] = False
