@@ -200,11 +200,33 @@ def ground_status_category(parsed: ParsedOutput, question: str) -> str | None:
     return f"dropped {', '.join(dropped)}: the question asks for no such filter"
 
 
+FIRST_WORDS = re.compile(r"\b(first|earliest|initial|initially|oldest)\b", re.I)
+LAST_WORDS = re.compile(r"\b(last|latest|most recent|newest|recent|current)\b", re.I)
+
+
+def ground_sort(parsed: ParsedOutput, question: str) -> str | None:
+    """The order the question asks for: "when was oxycodone first prescribed?" was searched
+    newest first with limit 1, and the 1.5B model answered with the newest. A question that
+    says first/earliest gets oldest first; one that says last/latest, newest first."""
+    if parsed.kind != "calls":
+        return None
+    want = "date" if FIRST_WORDS.search(question) else "-date" if LAST_WORDS.search(question) else None
+    changed = []
+    for call in parsed.calls:
+        if call.name != "search_records" or want is None:
+            continue
+        given = str(call.args.get("sort") or "-date").strip()
+        if given.lstrip("-") in ("date", "newest", "oldest", "") and given != want:
+            call.args["sort"] = want
+            changed.append(f"{call.name}.sort={given}->{want}")
+    return f"set {', '.join(changed)}: the order the question asks for" if changed else None
+
+
 def ground_filters(parsed: ParsedOutput, messages: Sequence[BaseMessage]) -> str | None:
     """Every filter guard in turn; the notes joined for the trace, or None when nothing was dropped."""
     question, today = question_turn(messages)
     notes = [ground_date_filters(parsed, question, today, seen=_results_text(messages)),
-             ground_status_category(parsed, question)]
+             ground_status_category(parsed, question), ground_sort(parsed, question)]
     return "; ".join(n for n in notes if n) or None
 
 

@@ -190,3 +190,25 @@ def test_the_constrained_schema_leaves_out_the_filters_a_question_does_not_ask_f
     schema = action_schema(schemas, omit=last_rx + ["search_records.resource_type"])
     args = schema["anyOf"][0]["properties"]["args"]
     assert set(args["properties"]) == {"resource_type", "code"} and args["additionalProperties"] is False
+
+
+def test_the_search_order_follows_first_or_last_in_the_question():
+    from agent.planning import ground_sort
+    from agent.protocol.types import ParsedOutput, ToolCall
+
+    def search(**args):
+        return ParsedOutput(kind="calls", calls=[ToolCall(name="search_records", args={
+            "resource_type": "MedicationRequest", "code": "oxycodone", **args})])
+
+    first = search(sort="-date", limit=1)   # the trace's call: newest first, one row
+    assert ground_sort(first, "When was oxycodone first prescribed?") == \
+        "set search_records.sort=-date->date: the order the question asks for"
+    assert first.calls[0].args["sort"] == "date"
+    unsorted = search()
+    ground_sort(unsorted, "What was her earliest HbA1c?")
+    assert unsorted.calls[0].args["sort"] == "date"
+    latest = search(sort="date")
+    ground_sort(latest, "What is the latest ALT on record?")
+    assert latest.calls[0].args["sort"] == "-date"
+    assert ground_sort(search(), "What is the latest ALT?") is None          # newest first already
+    assert ground_sort(search(sort="date"), "How many ALT results in 2015?") is None   # no order asked
