@@ -84,9 +84,9 @@ def test_names_never_come_from_another_patients_record(store):
     session = EhrSession(store, patient_id=MARIA.id)
     other = EhrSession(store, patient_id=PATIENTS["cardiometabolic"].id)
     foreign = other.search_records("Condition").resources[0]
-    assert session._ref_name(f"Condition/{foreign['id']}") == ""
+    assert session._names.name(f"Condition/{foreign['id']}") == ""
     own = session.search_records("Condition").resources[0]
-    assert session._ref_name(f"Condition/{own['id']}")
+    assert session._names.name(f"Condition/{own['id']}")
 
 
 def test_an_empty_result_says_what_lies_outside_the_filters(store):

@@ -23,6 +23,7 @@ from tools.fhir.search_params import CODE_PARAM, DATE_PARAM, lookup
 from . import orders
 from .resolve import (CATEGORY_CODES, CLINICAL, STATUS_PARAM, Candidate, category_value, clinical_type,
                       resolve_codes)
+from .names import ReferenceNames
 from .results import RowNotes, ToolResult, concept_text, describe, render_rows, resource_date, table
 
 ClinicalType = Literal["Observation", "Condition", "MedicationRequest", "Immunization", "Encounter",
@@ -36,8 +37,6 @@ NO_PATIENT = "no patient selected; call find_patient then bind"
 MAX_LIMIT = 200
 MAX_PAGE = 1000  # the most one search fetches (the store's _count bound), for filtering here
 
-#: Reference fields whose targets' names the tables show (see _with_names).
-_NAMED_REFS = ("requester", "reasonReference", "performer", "participant", "recorder", "asserter", "author")
 _DATE_PREFIX = re.compile(r"^(eq|ne|gt|lt|ge|le|sa|eb)\d")
 
 
@@ -77,7 +76,7 @@ class EhrSession:
         self._pid: str | None = None
         self._patient: dict[str, Any] | None = None
         self._manifest: Manifest | None = None
-        self._names: dict[str, str] = {}   # "Type/id" -> display name, for references in rows
+        self._names = ReferenceNames(backend, self.in_scope)  # who prescribed, for what: names in rows
         self.now: str | None = None         # the run's reference date (ISO): ages are given as of it
         self.row_notes: RowNotes = {}       # per type, an 'images' cell for its rows (agent/knowledge.py)
         if patient_id:
@@ -99,6 +98,7 @@ class EhrSession:
         except NotFound:
             raise LookupError(f"Patient/{ref[1]} does not exist") from None
         self._pid, self._patient, self._manifest = ref[1], patient, None
+        self._names = ReferenceNames(self.backend, self.in_scope)  # names read for another patient go
         return patient
 
     def in_scope(self, resource: dict[str, Any]) -> bool:
@@ -297,7 +297,7 @@ class EhrSession:
             if unknown_code:
                 text += f" That code is not among the {rtype} codes this record holds; call patient_summary to see them."
             return ToolResult(text=text)
-        text = f"{rtype}: {total} found, {order}{criteria}\n{render_rows(self._with_names(matches), total, self.row_notes)}"
+        text = f"{rtype}: {total} found, {order}{criteria}\n{render_rows(self._names.fill(matches), total, self.row_notes)}"
         if included:
             text += "\nincluded:\n" + table([{"type/id": f"{r['resourceType']}/{r.get('id')}",
                                               "name": human_name(r.get("name")) or r.get("name", "") or concept_text(r.get("code"))}
@@ -341,7 +341,7 @@ class EhrSession:
             raise _Refused(f"{target[0]}/{target[1]} does not exist") from None
         if not self.in_scope(resource):
             raise _Refused(f"{target[0]}/{target[1]} is not part of the bound patient's record; refused")
-        text = describe(self._with_names([resource])[0])
+        text = describe(self._names.fill([resource])[0])
         note = self.row_notes.get(target[0])
         cell = note(resource) if note else ""
         if cell:
@@ -419,46 +419,6 @@ class EhrSession:
                                                   ("code", res.param_value()), ("_count", str(MAX_PAGE))])
         refs = {f"Condition/{r['id']}" for r in self._scoped([e["resource"] for e in found.get("entry", [])])}
         return refs, res.message
-
-    def _with_names(self, resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Copies of ``resources`` whose references (requester, reason, performer...) carry the
-        referenced resource's name as ``display``: Synthea's references are bare ids, and a
-        planner should not need one read_record per row to learn who prescribed what, for what."""
-        out = []
-        for r in resources:
-            r = dict(r)
-            for key in _NAMED_REFS:
-                if key in r:
-                    r[key] = self._named(r[key])
-            out.append(r)
-        return out
-
-    def _named(self, value: Any) -> Any:
-        if isinstance(value, list):
-            return [self._named(v) for v in value]
-        if not isinstance(value, dict):
-            return value
-        if isinstance(value.get("reference"), str) and not value.get("display"):
-            name = self._ref_name(value["reference"])
-            return {**value, "display": name} if name else value
-        # performer/participant entries wrap the reference: {"actor": {...}}, {"individual": {...}}
-        return {k: self._named(v) if k in ("actor", "individual") else v for k, v in value.items()}
-
-    def _ref_name(self, reference: str) -> str:
-        if reference not in self._names:
-            name = ""
-            target = split_reference(reference)
-            if target and target[0]:
-                try:
-                    found = self.backend.read(*target)
-                except (NotFound, FhirError):
-                    found = None
-                if found and self.in_scope(found):  # never a name from another patient's record
-                    name = (human_name(found.get("name")) if target[0] in ("Practitioner", "Patient", "RelatedPerson")
-                            else found.get("name") if isinstance(found.get("name"), str)
-                            else concept_text(found.get("code")))
-            self._names[reference] = name or ""
-        return self._names[reference]
 
     def _reason(self, reason: str) -> dict[str, Any]:
         """reasonReference to the patient's matching Condition, else reasonCode as text."""
