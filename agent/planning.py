@@ -222,12 +222,55 @@ def ground_sort(parsed: ParsedOutput, question: str) -> str | None:
     return f"set {', '.join(changed)}: the order the question asks for" if changed else None
 
 
+# FHIR date search parameters a model may put in ``filters`` instead of date_from/date_to.
+_DATE_FILTER_KEYS = {"date", "authoredon", "onset-date", "abatement-date", "recorded-date", "occurrence", "period",
+                     "issued", "effective", "_lastupdated", "performed"}
+_DATE_VALUE = re.compile(r"^(eq|ne|gt|lt|ge|le|sa|eb|ap|[<>]=?)?\s*(\d{4}(-\d{2}){0,2})")
+
+
+def ground_free_filters(parsed: ParsedOutput, question: str, today: str | None, seen: str = "") -> str | None:
+    """The free-form ``filters`` get the same judgement as the named filters. With dates left out
+    of its schema, the 1.5B model wrote them into filters instead ({"date": "<reference date>"}),
+    A date key or date value goes unless the question names a period or an earlier result
+    showed that date; {} goes. (A patient key is the tool's to judge: the bound patient is
+    redundant there, another patient is refused, never silently swapped for the bound one.)"""
+    if parsed.kind != "calls":
+        return None
+    names_period = bool(PERIOD_WORDS.search(question))
+    dropped: list[str] = []
+    for call in parsed.calls:
+        filters = call.args.get("filters")
+        if not isinstance(filters, dict):
+            continue
+        kept = {}
+        for key, value in filters.items():
+            base = re.split(r"[:.]", str(key).strip().lower())[0]
+            found = _DATE_VALUE.match(str(value).strip())
+            day = found.group(2) if found else None
+            is_date = base in _DATE_FILTER_KEYS or day is not None
+            grounded = day != today and (names_period or (day is not None and day in seen))
+            if is_date and not grounded:
+                dropped.append(f"{call.name}.filters.{key}={value}")
+            else:
+                kept[key] = value
+        if kept:
+            call.args["filters"] = kept
+        else:
+            del call.args["filters"]
+    return f"dropped {', '.join(dropped)}: the question names no such date" if dropped else None
+
+
 def ground_filters(parsed: ParsedOutput, messages: Sequence[BaseMessage]) -> str | None:
     """Every filter guard in turn; the notes joined for the trace, or None when nothing was dropped."""
     question, today = question_turn(messages)
-    notes = [ground_date_filters(parsed, question, today, seen=_results_text(messages)),
+    seen = _results_text(messages)
+    notes = [ground_date_filters(parsed, question, today, seen=seen), ground_free_filters(parsed, question, today, seen),
              ground_status_category(parsed, question), ground_sort(parsed, question)]
     return "; ".join(n for n in notes if n) or None
+
+
+COMPARISON_WORDS = re.compile(r"(\b(above|below|over|under|greater|less|more than|higher|lower|exceed\w*|at least|"
+                              r"at most|positive|negative|abnormal|elevated)\b|[<>])", re.I)
 
 
 def unasked_filters(messages: Sequence[BaseMessage], schemas: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -251,8 +294,11 @@ def unasked_filters(messages: Sequence[BaseMessage], schemas: Sequence[Mapping[s
         unasked.add("status")
     if not names_category:
         unasked.add("category")
-    if not PERIOD_WORDS.search(question) and not _results_text(messages).strip():
+    first_turn = not _results_text(messages).strip()
+    if not PERIOD_WORDS.search(question) and first_turn:
         unasked |= set(_DATE_ARGS)
+    if first_turn and not COMPARISON_WORDS.search(question):  # filters: value thresholds and the like
+        unasked.add("filters")
     return [f"{s['name']}.{arg}" for s in schemas for arg in (s.get("parameters") or {}).get("properties", {})
             if arg in unasked]
 

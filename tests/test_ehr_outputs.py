@@ -181,3 +181,11 @@ def test_a_category_the_type_does_not_define_is_ignored_and_said(store):
                                   for r in labs.resources)
     mixed = session.search_records("Observation", category="labs,medication", limit=200)
     assert mixed.ids == labs.ids and "category medication ignored" in mixed.text
+
+
+def test_a_patient_filter_naming_the_bound_patient_is_redundant_not_refused(store):
+    session = EhrSession(store, patient_id=MARIA.id)
+    plain = session.search_records("Condition")
+    assert session.search_records("Condition", filters={"patient": f"Patient/{MARIA.id}"}).ids == plain.ids
+    other = session.search_records("Condition", filters={"patient": PATIENTS["asthma_child"].id})
+    assert other.error and "bound to one patient" in other.error and not other.ids

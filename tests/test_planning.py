@@ -212,3 +212,34 @@ def test_the_search_order_follows_first_or_last_in_the_question():
     assert latest.calls[0].args["sort"] == "-date"
     assert ground_sort(search(), "What is the latest ALT?") is None          # newest first already
     assert ground_sort(search(sort="date"), "How many ALT results in 2015?") is None   # no order asked
+
+
+def test_free_form_filters_get_the_same_judgement_as_the_named_ones():
+    from agent.planning import ground_free_filters
+    from agent.protocol.types import ParsedOutput, ToolCall
+
+    def search(filters):
+        return ParsedOutput(kind="calls", calls=[ToolCall(name="search_records", args={
+            "resource_type": "Condition", "code": "pharyngitis", "filters": filters})])
+
+    # The traces' cases: the reference date and the banner's patient written into filters.
+    today = search({"date": "2019-08-18"})
+    assert ground_free_filters(today, "Has acute viral pharyngitis ever been recorded?", "2019-08-18")
+    assert "filters" not in today.calls[0].args
+    mixed = search({"date": "2019-08-18", "value-concept": "x"})
+    note = ground_free_filters(mixed, "Has she had pharyngitis?", "2019-08-18")
+    assert mixed.calls[0].args["filters"] == {"value-concept": "x"} and "filters.date=2019-08-18" in note
+    patient = search({"patient": "Patient/p2"})          # the tool's to refuse (or ignore, if it is the bound one)
+    assert ground_free_filters(patient, "Has she had pharyngitis?", None) is None
+    assert patient.calls[0].args["filters"] == {"patient": "Patient/p2"}
+    below = search({"date": "<2019-07-27"})
+    ground_free_filters(below, "When did she first get the flu vaccine?", "2019-07-27")
+    assert "filters" not in below.calls[0].args
+    # A period the question names, or a date a result showed, stays; so does {} removal.
+    period = search({"date": "ge2013"})
+    assert ground_free_filters(period, "Any pharyngitis since 2013?", "2019-08-18") is None
+    shown = search({"date": "2017-10-12"})
+    assert ground_free_filters(shown, "Her height when her BMI was last checked?", "2018-01-01",
+                               seen="2017-10-12 | Body Mass Index") is None
+    empty = search({})
+    assert ground_free_filters(empty, "Pharyngitis?", None) is None and "filters" not in empty.calls[0].args

@@ -264,6 +264,8 @@ class EhrSession:
         for key, value in (filters or {}).items():
             key = str(key).strip()
             if re.split(r"[:.]", key)[0] in ("patient", "subject"):
+                if str(value).strip().removeprefix("Patient/") == pid:  # the bound patient: already there
+                    continue
                 raise _Refused(f"filter '{key}' is not allowed: this session is bound to one patient and adds "
                                "patient itself; remove it")
             if key in ("_count", "_sort"):  # the same as limit / sort
