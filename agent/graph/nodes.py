@@ -19,6 +19,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
+from agent.grounding import answer_form
 from agent.planning import TurnResult, plan_turn
 from agent.protocol.parser import format_call
 from agent.protocol.prompting import Step, planner_messages
@@ -33,7 +34,8 @@ TOOL_TIMEOUT = "ERROR: {tool} did not finish within {seconds:g} s"
 REPEATED_CALL = ("You already called {calls} with exactly these arguments; the result is above. "
                  "Answer from it now, or make a different call.")
 MAX_TOOL_FAILURE_STEPS = 3
-PATIENT_LINE = "Patient: "  # the banner line under the question (agent/planning.py reads the question above it)
+PATIENT_LINE = "Patient: "  # the lines under the question (agent/grounding.py reads the question above them)
+ANSWER_LINE = "Answer with: "
 # A record id ('Observation/abc-1') or a passage id ('Guideline/note#section'): the section
 # part matters, a guideline citation is to one passage.
 _REF = re.compile(r"\b([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64}(?:#[A-Za-z0-9\-.]{1,64})?)\b")
@@ -47,6 +49,9 @@ def planner_input(state: AgentState, ctx: AgentContext) -> list:
     question = state["question"]
     if ctx.session.patient_id:  # the chart's banner: age and sex without a tool call (and citable)
         question = f"{question}\n{PATIENT_LINE}{ctx.session.banner()}"
+    form = answer_form(state["question"])
+    if form:  # small models answered "who prescribed" with a date, with the name in the result
+        question = f"{question}\n{ANSWER_LINE}{form}."
     if ctx.now:  # context for "current", "last year" and ages; a small model otherwise copies it into date_from
         question = f"{question}\nReference date (today): {ctx.now}. Not a search filter: use date_from/date_to only for a period the question names."
     earlier = []
