@@ -189,3 +189,15 @@ def test_a_patient_filter_naming_the_bound_patient_is_redundant_not_refused(stor
     assert session.search_records("Condition", filters={"patient": f"Patient/{MARIA.id}"}).ids == plain.ids
     other = session.search_records("Condition", filters={"patient": PATIENTS["asthma_child"].id})
     assert other.error and "bound to one patient" in other.error and not other.ids
+
+
+def test_a_drug_searched_as_an_observation_shows_the_prescriptions_and_says_so(store):
+    session = EhrSession(store, patient_id=MARIA.id)
+    meds = session.search_records("MedicationRequest", code="metformin")
+    wrong_type = session.search_records("Observation", code="metformin")
+    assert wrong_type.ids == meds.ids and meds.ids
+    assert wrong_type.text.startswith("No Observation in this patient's record matches 'metformin'")
+    assert "The name matches MedicationRequest records, shown instead:\nMedicationRequest: " in wrong_type.text
+    # A diagnosis question that finds nothing stays a 'no': no redirect away from Condition.
+    none = session.search_records("Condition", code="metformin")
+    assert not none.ids and "shown instead" not in none.text

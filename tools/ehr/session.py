@@ -36,6 +36,7 @@ DRAFT_KINDS = ("MedicationRequest", "ServiceRequest", "Observation")
 NO_PATIENT = "no patient selected; call find_patient then bind"
 MAX_LIMIT = 200
 MAX_PAGE = 1000  # the most one search fetches (the store's _count bound), for filtering here
+REDIRECT_TYPES = ("MedicationRequest", "Observation", "Immunization", "Procedure")  # see _type_naming
 
 _DATE_PREFIX = re.compile(r"^(eq|ne|gt|lt|ge|le|sa|eb)\d")
 
@@ -223,7 +224,14 @@ class EhrSession:
                 if reasons:
                     said.append(f"prescribed for: {why}")
             if not res.ok and not reasons:
-                return ToolResult(text=f"No {rtype} in this patient's record matches '{code}' ({res.message}).")
+                text = f"No {rtype} in this patient's record matches '{code}' ({res.message})."
+                other = self._type_naming(str(code), rtype)
+                if other:  # shown instead, and said: small models answered 'none' from the miss
+                    found = self.search_records(other, code=code, date_from=date_from, date_to=date_to, sort=sort,
+                                                limit=limit)
+                    return found.model_copy(update={"text": f"{text} The name matches {other} records, shown "
+                                                            f"instead:\n{found.text}"})
+                return ToolResult(text=text)
             if res.ok:
                 unknown_code = res.verbatim and "not among the codes" in res.message
                 name = "combo-code" if rtype == "Observation" and unknown_code else CODE_PARAM[rtype]
@@ -410,6 +418,18 @@ class EhrSession:
         return ToolResult(text=f"stored {ref}\n{describe(stored).split(chr(10), 1)[-1]}", ids=[ref], resources=[stored])
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _type_naming(self, text: str, asked: str) -> str | None:
+        """Another record type whose codes a name reaches, when the asked one's do not: "oxycodone"
+        searched as an Observation is a MedicationRequest. Only among what is measured, given
+        or done (REDIRECT_TYPES): a Condition or allergy question that finds nothing must stay
+        a 'no', never become another type's 'yes'."""
+        if asked not in REDIRECT_TYPES:
+            return None
+        for other in REDIRECT_TYPES:
+            if other != asked and resolve_codes(text, self._candidates(other)).ok:
+                return other
+        return None
 
     def _conditions_named(self, text: str) -> tuple[set[str], str]:
         """The patient's Conditions a name reaches ('viral sinusitis'), as references, and how
