@@ -228,10 +228,12 @@ def unasked_filters(messages: Sequence[BaseMessage], schemas: Sequence[Mapping[s
     text = question.lower()
     # Allergy categories (food, medication, ...) count only in a question about allergies:
     # 'medication' in any medication question would otherwise open the category every time.
+    # Encounter classes and report sections are codes (ACUTE, LAB): only their aliases count,
+    # or "acute bronchitis" would open the category.
     forms = {a for t, aliases in CATEGORY_ALIASES.items() for a in aliases}
-    forms |= {c.lower() for t, codes in CATEGORY_CODES.items() if t != "AllergyIntolerance"
-              for c in codes.split() if len(c) > 3}
-    names_category = "allerg" in text or any(re.search(rf"\b{re.escape(f)}", text) for f in forms)
+    forms |= {c.lower() for t in ("Observation", "Condition", "MedicationRequest") for c in CATEGORY_CODES[t].split()}
+    forms |= {f.replace("-", " ") for f in forms}
+    names_category = "allerg" in text or any(re.search(rf"\b{re.escape(f)}s?\b", text) for f in forms)
     unasked = set()
     if not STATUS_WORDS.search(question):
         unasked.add("status")
@@ -266,6 +268,29 @@ ANSWER_FORMS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+# "When her BMI was last checked, what was her weight?", "At the visit where the BMI was most
+# recently recorded, what was the height?": the anchor (BMI) and the thing asked (weight).
+_TWO_STEP = re.compile(
+    r"^\s*(?:when|(?:at|on|during) the (?:visit|day|encounter|time)(?: where| when| that)?)\s+(?P<anchor>[^,?]+?)"
+    r"\s+(?:was|were)\s+(?:last|most recently|first)?\s*(?:checked|measured|recorded|taken|done)\s*,\s*"
+    r"(?:what|how much)\s+(?:was|is|were)\s+(?P<thing>[^?]+)", re.I)
+_TWO_STEP_AFTER = re.compile(
+    r"^\s*(?:what|how much)\s+(?:was|is|were)\s+(?P<thing>[^?]+?)\s+(?:when|at the visit where|on the day)\s+"
+    r"(?P<anchor>[^?]+?)\s+(?:was|were)\s+(?:last|most recently|first)?\s*(?:checked|measured|recorded|taken|done)\b",
+    re.I)
+_OWNER = re.compile(r"^(?:the patient's|the patient|their|her|his|the)\s+", re.I)
+
+
+def _two_step(question: str) -> str | None:
+    found = _TWO_STEP.search(question) or _TWO_STEP_AFTER.search(question)
+    if not found:
+        return None
+    anchor, thing = (_OWNER.sub("", found.group(g).strip()) for g in ("anchor", "thing"))
+    return (f"the {thing}'s value, unit and date: first search {anchor} (newest first) for its date, "
+            f"then search {thing} on that date")
+
+
 def answer_form(question: str) -> str | None:
-    """'a date', 'a person's name ...', 'yes or no ...': the form of answer ``question`` asks for."""
-    return next((form for pattern, form in ANSWER_FORMS if pattern.search(question)), None)
+    """'a date', 'a person's name ...', 'yes or no ...': the form of answer ``question`` asks for;
+    for a question about one thing at the time of another, the two searches, named."""
+    return _two_step(question) or next((form for pattern, form in ANSWER_FORMS if pattern.search(question)), None)

@@ -101,6 +101,8 @@ def test_the_constrained_schema_leaves_out_the_filters_a_question_does_not_ask_f
     assert "search_records.status" not in current and "search_records.category" in current
     assert "search_records.category" not in unasked_filters(turn("Her latest vital signs?"), schemas)
     assert "search_records.category" in unasked_filters(turn("Any medication for her asthma?"), schemas)
+    assert "search_records.category" in unasked_filters(turn("The latest prescription for acute bronchitis?"), schemas)
+    assert "search_records.category" not in unasked_filters(turn("Her last laboratory results?"), schemas)
     assert "search_records.category" not in unasked_filters(turn("Any medication allergies?"), schemas)
     assert "search_records.date_from" not in unasked_filters(turn("How many visits in 2013?"), schemas)
     # After a result, a date it showed may be searched (the guard judges it).
@@ -186,6 +188,18 @@ def test_the_answer_form_follows_the_question(question, form):
     from agent.grounding import answer_form
 
     assert form in answer_form(question)
+
+
+@pytest.mark.parametrize("question", [
+    "When the patient's BMI was last checked, what was their body weight?",
+    "At the visit where the BMI was most recently recorded, what was the body weight?",
+    "What was the patient's body weight when their BMI was last measured?",
+])
+def test_a_question_about_one_thing_at_the_time_of_another_names_both_searches(question):
+    from agent.grounding import answer_form
+
+    assert answer_form(question) == ("the body weight's value, unit and date: first search BMI (newest first) for "
+                                     "its date, then search body weight on that date")
 
 
 def test_an_open_request_gets_no_answer_form():
