@@ -15,14 +15,6 @@ from tools.fhir.store import EmbeddedStore
 MARIA = PATIENTS["diabetic"]
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    s = EmbeddedStore(f"sqlite:///{tmp_path_factory.mktemp('outputs') / 'fixtures.db'}")
-    assert not s.load_paths(bundle_paths()).errors
-    yield s
-    s.close()
-
-
 def _rows(text: str) -> list[dict[str, str]]:
     """Parse a tool table (with its optional 'all rows:' line) into dicts by column name."""
     lines = text.splitlines()
@@ -155,7 +147,7 @@ def test_a_condition_name_in_a_medication_search_finds_what_was_prescribed_for_i
     conditions = {f"Condition/{r['id']}" for r in session.search_records("Condition", code="diabetes").resources}
     found = session.search_records("MedicationRequest", code="type 2 diabetes")
     assert found.error is None and found.resources, found.text
-    assert "prescribed for: " in found.text
+    assert found.text.startswith("MedicationRequest: ") and "(prescribed for Diabetes" in found.text
     for med in found.resources:   # every row names one of those conditions as its reason
         assert {r["reference"] for r in med["reasonReference"]} & conditions
     # All requests carrying such a reason are found, and none without one.
@@ -196,8 +188,9 @@ def test_a_drug_searched_as_an_observation_shows_the_prescriptions_and_says_so(s
     meds = session.search_records("MedicationRequest", code="metformin")
     wrong_type = session.search_records("Observation", code="metformin")
     assert wrong_type.ids == meds.ids and meds.ids
-    assert wrong_type.text.startswith("No Observation in this patient's record matches 'metformin'")
-    assert "The name matches MedicationRequest records, shown instead:\nMedicationRequest: " in wrong_type.text
+    assert wrong_type.text.startswith("MedicationRequest: ")   # the records first: small models repeat line one
+    assert wrong_type.text.endswith("(No Observation matches 'metformin': these are the MedicationRequest records "
+                                    "the name matches.)")
     # A diagnosis question that finds nothing stays a 'no': no redirect away from Condition.
     none = session.search_records("Condition", code="metformin")
     assert not none.ids and "shown instead" not in none.text

@@ -222,15 +222,15 @@ class EhrSession:
             if not res.ok and rtype == "MedicationRequest":
                 reasons, why = self._conditions_named(str(code))
                 if reasons:
-                    said.append(f"prescribed for: {why}")
+                    said.append(f"prescribed for {why}")
             if not res.ok and not reasons:
                 text = f"No {rtype} in this patient's record matches '{code}' ({res.message})."
                 other = self._type_naming(str(code), rtype)
-                if other:  # shown instead, and said: small models answered 'none' from the miss
+                if other:  # shown instead, the records first: small models repeat a result's first line
                     found = self.search_records(other, code=code, date_from=date_from, date_to=date_to, sort=sort,
                                                 limit=limit)
-                    return found.model_copy(update={"text": f"{text} The name matches {other} records, shown "
-                                                            f"instead:\n{found.text}"})
+                    return found.model_copy(update={"text": f"{found.text}\n(No {rtype} matches '{code}': these "
+                                                            f"are the {other} records the name matches.)"})
                 return ToolResult(text=text)
             if res.ok:
                 unknown_code = res.verbatim and "not among the codes" in res.message
@@ -440,7 +440,7 @@ class EhrSession:
         found = self.backend.search("Condition", [("patient", self._require_patient()),
                                                   ("code", res.param_value()), ("_count", str(MAX_PAGE))])
         refs = {f"Condition/{r['id']}" for r in self._scoped([e["resource"] for e in found.get("entry", [])])}
-        return refs, res.message
+        return refs, "; ".join(dict.fromkeys(m.display or m.code for m in res.matches))  # names, not codes
 
     def _reason(self, reason: str) -> dict[str, Any]:
         """reasonReference to the patient's matching Condition, else reasonCode as text."""
