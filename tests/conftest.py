@@ -36,3 +36,16 @@ def shared_synthea_dir() -> Path:
     if not path.is_dir() or not any(path.glob("*.json.gz")):
         pytest.skip(f"shared Synthea data not found at {path}")
     return path
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """The five fixture patients in a fresh SQLite store, one per test module (a module may write
+    to it without touching another's). Modules that need another store define their own."""
+    from fhir_fixtures import bundle_paths
+    from tools.fhir.store import EmbeddedStore
+
+    s = EmbeddedStore(f"sqlite:///{tmp_path_factory.mktemp('fixtures') / 'store.db'}")
+    assert not s.load_paths(bundle_paths()).errors
+    yield s
+    s.close()

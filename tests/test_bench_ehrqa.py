@@ -12,15 +12,6 @@ from agent.models.scripted import ScriptedChatModel
 from evals.bench.ehrqa import EhrqaBenchmark
 from evals.bench.report import load_rows
 from evals.bench.runner import RunOptions, run_benchmark
-from fhir_fixtures import bundle_paths
-from tools.fhir.store import EmbeddedStore
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory) -> EmbeddedStore:
-    s = EmbeddedStore(f"sqlite:///{tmp_path_factory.mktemp('ehrqa') / 'store.db'}")
-    assert s.load_paths(bundle_paths()).errors == []
-    return s
 
 
 @pytest.fixture(scope="module")

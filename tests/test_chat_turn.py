@@ -15,8 +15,7 @@ from agent.chat.turn import AnswerStream, StreamTap, TurnWorker
 from agent.models.scripted import ScriptedChatModel
 from agent.run import build_graph, run_question
 from agent.trace.writer import load_trace
-from fhir_fixtures import PATIENTS, bundle_paths
-from tools.fhir.store import EmbeddedStore
+from fhir_fixtures import PATIENTS
 
 MARIA = PATIENTS["diabetic"]
 
@@ -33,13 +32,6 @@ class StreamingScripted(ScriptedChatModel):
                 time.sleep(self.delay)
                 run_manager.on_llm_new_token(ch)
         return result
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory) -> EmbeddedStore:
-    s = EmbeddedStore(f"sqlite:///{tmp_path_factory.mktemp('chatturn') / 'store.db'}")
-    assert s.load_paths(bundle_paths()).errors == []
-    return s
 
 
 def test_answer_stream_reads_the_answer_as_it_grows():

@@ -19,14 +19,6 @@ CODE_LIKE = re.compile(r"\b\d{5,}\b|\b\d{1,5}-\d\b|https?:|\|")
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    s = EmbeddedStore(f"sqlite:///{tmp_path_factory.mktemp('ehrqa') / 'fixtures.db'}")
-    assert not s.load_paths(bundle_paths()).errors
-    yield s
-    s.close()
-
-
-@pytest.fixture(scope="module")
 def questions(store):
     return [q.to_json() for q in generate(store, seed=0, per_category=None)]
 

@@ -9,7 +9,6 @@ from evals.ehrqa.generate import generate
 from evals.ehrqa.oracle import IdealPlanner, answer_from, run_oracle
 from evals.ehrqa.score import score_rows
 from evals.ehrqa.tables import parse
-from fhir_fixtures import bundle_paths
 from tools.fhir.store import EmbeddedStore, expand_paths
 
 TABLE = """MedicationRequest: 5 found, newest first (authoredon le2020-01-01)
@@ -63,14 +62,6 @@ def test_the_planner_fills_the_previous_date_and_never_sees_the_gold():
     second = model.decide([HumanMessage(content="Question: x"), HumanMessage(content=result)])
     assert second["args"] == {"resource_type": "Observation", "code": "body weight", "date_from": "2019-07-01"}
     assert "gold" not in IdealPlanner.model_fields
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    s = EmbeddedStore(f"sqlite:///{tmp_path_factory.mktemp('ehrqa_oracle') / 'fixtures.db'}")
-    assert not s.load_paths(bundle_paths()).errors
-    yield s
-    s.close()
 
 
 def _check(store, questions):

@@ -13,8 +13,7 @@ from agent.replay import replay_trace
 from agent.run import run_question
 from agent.trace.records import RunEnd, RunHeader, ToolCallRecord
 from agent.trace.writer import load_trace
-from fhir_fixtures import PATIENTS, bundle_paths
-from tools.fhir.store import EmbeddedStore
+from fhir_fixtures import PATIENTS
 
 MARIA, LUCAS = PATIENTS["diabetic"], PATIENTS["asthma_child"]
 
@@ -25,13 +24,6 @@ def call(tool: str, **args) -> str:
 
 def answer(text: str) -> str:
     return json.dumps({"answer": text})
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory) -> EmbeddedStore:
-    s = EmbeddedStore(f"sqlite:///{tmp_path_factory.mktemp('graph') / 'store.db'}")
-    assert s.load_paths(bundle_paths()).errors == []
-    return s
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,7 @@ import pytest
 from agent.knowledge import knowledge_tools
 from agent.run import run_question
 from agent.models.scripted import ScriptedChatModel
-from fhir_fixtures import PATIENTS, bundle_paths
-from tools.fhir.store import EmbeddedStore
+from fhir_fixtures import PATIENTS
 
 MARIA = PATIENTS["diabetic"]
 
@@ -25,14 +24,6 @@ def test_guidelines_are_offered_unless_off_and_images_only_with_an_encoder(tmp_p
     assert knowledge_tools(_settings(guidelines="off"), MARIA.id) == []
     # an encoder folder without a model or an index: image tools stay off rather than failing later
     assert knowledge_tools(_settings(guidelines="off", image_encoder=str(tmp_path)), MARIA.id) == []
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    s = EmbeddedStore(f"sqlite:///{tmp_path_factory.mktemp('kn') / 'store.db'}")
-    assert not s.load_paths(bundle_paths()).errors
-    yield s
-    s.close()
 
 
 def test_the_planner_sees_search_guidelines_beside_the_record_tools(store):

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from fhir_fixtures import PATIENTS, bundle_paths
+from fhir_fixtures import PATIENTS
 from tools.fhir import manifest as manifest_mod
 from tools.fhir.manifest import Manifest, TypeSummary, build_manifest
 from tools.fhir.store import EmbeddedStore
 
 MARIA, HEALTHY = PATIENTS["diabetic"], PATIENTS["healthy"]
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory) -> EmbeddedStore:
-    s = EmbeddedStore(f"sqlite:///{tmp_path_factory.mktemp('manifest') / 'fixtures.db'}")
-    assert not s.load_paths(bundle_paths()).errors
-    yield s
-    s.close()
 
 
 def test_demographics_counts_and_dates(store):

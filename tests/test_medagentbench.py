@@ -20,18 +20,9 @@ from evals.medagentbench.grade import Facts, expected_answer
 from evals.medagentbench.protocol import MAX_ROUNDS, PROMPT, STORE_API_BASE
 from evals.medagentbench.tasks import KINDS, load_funcs, load_tasks, task_from_json
 from fhir_fixtures import PATIENTS, bundle_paths
-from tools.fhir.store import EmbeddedStore
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "medagentbench"
 MARIA = PATIENTS["diabetic"]
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory) -> EmbeddedStore:
-    s = EmbeddedStore(f"sqlite:///{tmp_path_factory.mktemp('mab') / 'store.db'}")
-    assert s.load_paths(bundle_paths()).errors == []
-    yield s
-    s.close()
 
 
 @pytest.fixture(scope="module")

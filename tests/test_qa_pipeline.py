@@ -17,7 +17,6 @@ from agent.batch import ResultsFile
 from agent.cli import app
 from agent.qa import BAD_ROW, UNKNOWN_PATIENT, QaRunner, read_questions, run_qa
 from fhir_fixtures import PATIENTS, bundle_paths
-from tools.fhir.store import EmbeddedStore
 
 MARIA, JAMES = PATIENTS["diabetic"], PATIENTS["cardiometabolic"]
 
@@ -50,14 +49,6 @@ class SearchThenAnswer(BaseChatModel):
 
 
 _LOCK = threading.Lock()
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    s = EmbeddedStore(f"sqlite:///{tmp_path_factory.mktemp('qa') / 'store.db'}")
-    assert not s.load_paths(bundle_paths()).errors
-    yield s
-    s.close()
 
 
 def _questions(tmp_path, rows, name="questions.jsonl"):
