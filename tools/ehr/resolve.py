@@ -91,6 +91,17 @@ class Resolution:
     def ok(self) -> bool:
         return bool(self.matches)
 
+    def brief(self, shown: int = 3) -> str:
+        """The message for a result's header: codes and names without system URLs, at most
+        ``shown`` of them (the rows carry the rest). A 1.5B planner answered 'none found' from a
+        header whose three 'http://www.nlm.nih.gov/research/umls/rxnorm|...' matches hid the
+        count before them; a code given as a code is echoed as given."""
+        if self.verbatim or not self.matches:
+            return self.message
+        unique = list(dict.fromkeys(f"{m.code} {m.display or ''}".strip() for m in self.matches))
+        more = f"; and {len(unique) - shown} more" if len(unique) > shown else ""
+        return f"matched '{self.query}' to {'; '.join(unique[:shown])}{more}"
+
     def param_value(self) -> str:
         return ",".join(dict.fromkeys(self.codes))
 

@@ -236,7 +236,7 @@ class EhrSession:
                 unknown_code = res.verbatim and "not among the codes" in res.message
                 name = "combo-code" if rtype == "Observation" and unknown_code else CODE_PARAM[rtype]
                 params.append((name, res.param_value()))
-                said.append(res.message)
+                said.append(res.brief())
         date_param = DATE_PARAM[rtype]
         for value, prefix in ((date_from, "ge"), (date_to, "le")):
             if value and str(value).strip():
