@@ -194,3 +194,14 @@ def test_a_drug_searched_as_an_observation_shows_the_prescriptions_and_says_so(s
     # A diagnosis question that finds nothing stays a 'no': no redirect away from Condition.
     none = session.search_records("Condition", code="metformin")
     assert not none.ids and "shown instead" not in none.text
+
+
+def test_a_code_that_names_the_whole_type_is_no_filter(store):
+    session = EhrSession(store, patient_id=MARIA.id)
+    every = session.search_records("Encounter", date_from="2024", date_to="2024")
+    visits = session.search_records("Encounter", code="visits", date_from="2024", date_to="2024")
+    assert visits.ids == every.ids and every.ids
+    assert "'visits' names every Encounter: no code filter" in visits.text
+    assert session.search_records("Immunization", code="vaccine").ids == session.search_records("Immunization").ids
+    # A real name still filters.
+    assert set(session.search_records("Immunization", code="flu shot").ids) < set(session.search_records("Immunization").ids)

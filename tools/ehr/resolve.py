@@ -403,6 +403,27 @@ TYPE_ALIASES = {
     "documents": "DocumentReference", "report": "DiagnosticReport", "reports": "DiagnosticReport",
     "imaging": "ImagingStudy", "order": "ServiceRequest", "orders": "ServiceRequest", "careplans": "CarePlan",
 }
+# Words that name a whole record type, not a code in it: "how many visits in 2017?" searched as
+# Encounter code 'visit' found no such code and the planner answered 'none'. Such a code is no
+# filter at all (said in the result).
+GENERIC_NAMES = {
+    "Encounter": "visit encounter appointment",
+    "MedicationRequest": "medication medicine drug prescription med rx",
+    "Condition": "condition diagnosis problem disease",
+    "Immunization": "immunization vaccine vaccination shot",
+    "Observation": "observation result measurement",
+    "Procedure": "procedure",
+    "AllergyIntolerance": "allergy",
+}
+
+
+def names_whole_type(resource_type: str, code: str) -> bool:
+    """'visits' for Encounter, 'vaccines' for Immunization: the type itself, not one of its codes."""
+    words = GENERIC_NAMES.get(resource_type, "").split()
+    text = re.sub(r"[^a-z ]", "", code.strip().lower())
+    return any(text in (w, w + "s", w + "es") for w in words)
+
+
 STATUS_PARAM = {"Condition": "clinical-status", "AllergyIntolerance": "clinical-status"}
 CATEGORY_ALIASES = {
     "Observation": {"lab": "laboratory", "labs": "laboratory", "vitals": "vital-signs", "vital": "vital-signs",

@@ -22,7 +22,7 @@ from tools.fhir.search_params import CODE_PARAM, DATE_PARAM, lookup
 
 from . import orders
 from .resolve import (CATEGORY_CODES, CLINICAL, STATUS_PARAM, Candidate, category_value, clinical_type,
-                      resolve_codes)
+                      names_whole_type, resolve_codes)
 from .names import ReferenceNames
 from .results import RowNotes, ToolResult, concept_text, describe, render_rows, resource_date, table
 
@@ -217,6 +217,9 @@ class EhrSession:
         said: list[str] = []
         unknown_code = False
         reasons: set[str] | None = None  # a condition's name given for a medication: its Condition ids
+        if code and names_whole_type(rtype, str(code)):
+            said.append(f"'{code}' names every {rtype}: no code filter")
+            code = None
         if code and str(code).strip():
             res = resolve_codes(str(code), self._candidates(rtype))
             if not res.ok and rtype == "MedicationRequest":
