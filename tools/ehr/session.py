@@ -310,6 +310,11 @@ class EhrSession:
             if unknown_code:
                 text += f" That code is not among the {rtype} codes this record holds; call patient_summary to see them."
             return ToolResult(text=text)
+        # Rows found: their dates speak, and 'as of <reference date>' goes. The 1.5B default read
+        # it as the day asked about and answered "no amoxicillin prescription on 2020-02-20"
+        # above a row holding one (three times in 42 questions).
+        shown = [x for x in said if not (self.now and x == f"as of {self.now[:10]}")]
+        criteria = f" ({'; '.join(shown)})" if shown else ""
         text = f"{rtype}: {total} found, {order}{criteria}\n{render_rows(self._names.fill(matches), total, self.row_notes)}"
         if included:
             text += "\nincluded:\n" + table([{"type/id": f"{r['resourceType']}/{r.get('id')}",
