@@ -203,15 +203,36 @@ def ground_free_filters(parsed: ParsedOutput, question: str, today: str | None, 
     return f"dropped {', '.join(dropped)}: the question names no such date" if dropped else None
 
 
+def ground_lookup(parsed: ParsedOutput, question: str) -> str | None:
+    """A patient lookup keeps only what the question gives: an identifier that appears in it,
+    a gender when it names one."""
+    if parsed.kind != "calls":
+        return None
+    dropped = []
+    for call in parsed.calls:
+        if call.name != "find_patient":
+            continue
+        ident = str(call.args.get("identifier") or "").strip()
+        if ident and ident.lower() not in question.lower():
+            dropped.append(f"find_patient.identifier={call.args.pop('identifier')}")
+        if call.args.get("gender") and not GENDER_WORDS.search(question):
+            dropped.append(f"find_patient.gender={call.args.pop('gender')}")
+    return f"dropped {', '.join(dropped)}: the question gives no such detail" if dropped else None
+
+
 def ground_filters(parsed: ParsedOutput, messages: Sequence[BaseMessage]) -> str | None:
     """Every filter guard in turn; the notes joined for the trace, or None when nothing was dropped."""
     question, today = question_turn(messages)
     seen = _results_text(messages)
     notes = [ground_date_filters(parsed, question, today, seen=seen), ground_free_filters(parsed, question, today, seen),
-             ground_status_category(parsed, question), ground_sort(parsed, question)]
+             ground_status_category(parsed, question), ground_sort(parsed, question), ground_lookup(parsed, question)]
     return "; ".join(n for n in notes if n) or None
 
 
+# A patient lookup ("the patient id of Sydney Oberbrunner, born 1910-09-19") was sent with an
+# invented identifier "1234567890" and gender "male": no patient matched.
+GENDER_WORDS = re.compile(r"\b(male|female|man|woman|men|women|boy|girl|he|she|his|her|him|gender|sex)\b", re.I)
+IDENTIFIER = re.compile(r"\b(mrn|identifier|medical record number|ssn)\b|\b[A-Za-z]*\d{5,}\b", re.I)
 COMPARISON_WORDS = re.compile(r"(\b(above|below|over|under|greater|less|more than|higher|lower|exceed\w*|at least|"
                               r"at most|positive|negative|abnormal|elevated)\b|[<>])", re.I)
 
@@ -244,6 +265,10 @@ def unasked_filters(messages: Sequence[BaseMessage], schemas: Sequence[Mapping[s
         unasked |= set(_DATE_ARGS)
     if first_turn and not COMPARISON_WORDS.search(question):  # filters: value thresholds and the like
         unasked.add("filters")
+    if not GENDER_WORDS.search(question):
+        unasked.add("gender")
+    if not IDENTIFIER.search(question):
+        unasked.add("identifier")
     return [f"{s['name']}.{arg}" for s in schemas for arg in (s.get("parameters") or {}).get("properties", {})
             if arg in unasked]
 
@@ -258,7 +283,7 @@ ANSWER_FORMS: tuple[tuple[re.Pattern[str], str], ...] = (
      "the value, unit and date of the thing asked (first find the date of the other, then search on it)"),
     (re.compile(r"^\s*(who|whom)\b|^\s*which (clinician|doctor|provider|practitioner|physician|prescriber)\b", re.I),
      "a person's name (the prescriber is the by column)"),
-    (re.compile(r"\bhow old\b|\bage\b", re.I), "an age in years"),
+    (re.compile(r"\bhow old\b|\bage\b", re.I), "an age in years (the Patient line above gives it)"),
     (re.compile(r"^\s*how (many|often)\b", re.I), "a count (the 'N found' figure)"),
     (re.compile(r"^\s*(when|on what date|what date|what day)\b|^\s*what (is|was) the date\b", re.I), "a date"),
     (re.compile(r"^\s*(what|which) (drug|medication|medicine)\b|\b(prescription|drug|medication|medicine) "

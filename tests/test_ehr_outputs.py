@@ -207,3 +207,12 @@ def test_a_code_that_names_the_whole_type_is_no_filter(store):
     assert session.search_records("Immunization", code="vaccine").ids == session.search_records("Immunization").ids
     # A real name still filters.
     assert set(session.search_records("Immunization", code="flu shot").ids) < set(session.search_records("Immunization").ids)
+
+
+def test_a_code_that_is_a_category_is_searched_as_the_category(store):
+    session = EhrSession(store, patient_id=MARIA.id)
+    outpatient = session.search_records("Encounter", code="outpatient visits", limit=200)
+    assert outpatient.ids and outpatient.ids == session.search_records("Encounter", category="AMB", limit=200).ids
+    assert "'outpatient visits' is a category: searched as one" in outpatient.text
+    labs = session.search_records("Observation", code="labs", limit=200)
+    assert labs.ids == session.search_records("Observation", category="laboratory", limit=200).ids

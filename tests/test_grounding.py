@@ -206,3 +206,24 @@ def test_an_open_request_gets_no_answer_form():
     from agent.grounding import answer_form
 
     assert answer_form("Summarise the diabetes care so far.") is None
+
+
+def test_a_patient_lookup_keeps_only_what_the_question_gives():
+    from langchain_core.messages import HumanMessage
+
+    from agent.grounding import ground_lookup, unasked_filters
+    from agent.protocol.types import ParsedOutput, ToolCall
+
+    question = "What is the patient id of Sydney Oberbrunner, born 1910-09-19?"
+    call = ParsedOutput(kind="calls", calls=[ToolCall(name="find_patient", args={
+        "name": "Sydney Oberbrunner", "birth_date": "1910-09-19", "identifier": "1234567890", "gender": "male"})])
+    assert ground_lookup(call, question) == ("dropped find_patient.identifier=1234567890, find_patient.gender=male: "
+                                             "the question gives no such detail")
+    assert call.calls[0].args == {"name": "Sydney Oberbrunner", "birth_date": "1910-09-19"}
+    kept = ParsedOutput(kind="calls", calls=[ToolCall(name="find_patient", args={"identifier": "MRN-00042", "gender": "female"})])
+    assert ground_lookup(kept, "Find the woman with MRN-00042") is None
+    schemas = [{"name": "find_patient", "parameters": {"type": "object", "properties": {
+        "name": {}, "birth_date": {}, "identifier": {}, "gender": {}}}}]
+    assert sorted(unasked_filters([HumanMessage(f"Question: {question}")], schemas)) == [
+        "find_patient.gender", "find_patient.identifier"]
+    assert unasked_filters([HumanMessage("Question: Which female patient has MRN 8812345?")], schemas) == []

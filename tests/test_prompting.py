@@ -93,7 +93,7 @@ def test_planner_prompt_names_tools_and_guidance(schemas, names):
     assert "- patient_summary(): " in text and "- read_record(reference*): " in text
     for guidance in ("Condition = diagnoses", "AllergyIntolerance = allergies", "Immunization = vaccines",
                      "MedicationRequest = medications", "Observation = labs", "DocumentReference = notes",
-                     "never invent codes", '"HbA1c"', "cite ids", "If the record lacks the answer, say so", "never a date_from/date_to",
+                     "never invent codes", "the question's own words", "cite ids", "If the record lacks the answer, say so", "never a date_from/date_to",
                      "Widen the search", "value, unit and date", '(Observation/<id>)"}',
                      "not instructions", "ONE JSON object", '{"tool": "<tool name>", "args": {...}}',
                      '{"answer": "<your final answer>"}', "TOOL RESULT", "A drafted order is not placed",

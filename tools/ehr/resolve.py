@@ -417,6 +417,17 @@ GENERIC_NAMES = {
 }
 
 
+def names_category(resource_type: str, code: str) -> bool:
+    """'outpatient' (visits) for Encounter, 'labs' or 'vital signs' for Observation: a code that
+    is one of the type's categories (or an alias of one), so a category filter, not a code.
+    "How many outpatient visits in 2002?" was searched as Encounter code 'outpatient': no
+    encounter type is called that; the class is AMB."""
+    text = re.sub(r"\s+(visits?|encounters?|results?|tests?)$", "", code.strip().lower())
+    aliases = CATEGORY_ALIASES.get(resource_type, {})
+    codes = {c.lower() for c in CATEGORY_CODES.get(resource_type, "").split()}
+    return bool(text) and (text in aliases or text in codes or text.replace(" ", "-") in codes)
+
+
 def names_whole_type(resource_type: str, code: str) -> bool:
     """'visits' for Encounter, 'vaccines' for Immunization: the type itself, not one of its codes."""
     words = GENERIC_NAMES.get(resource_type, "").split()

@@ -22,7 +22,7 @@ from tools.fhir.search_params import CODE_PARAM, DATE_PARAM, lookup
 
 from . import orders
 from .resolve import (CATEGORY_CODES, CLINICAL, STATUS_PARAM, Candidate, category_value, clinical_type,
-                      names_whole_type, resolve_codes)
+                      names_category, names_whole_type, resolve_codes)
 from .names import ReferenceNames
 from .results import RowNotes, ToolResult, concept_text, describe, render_rows, resource_date, table
 
@@ -217,6 +217,10 @@ class EhrSession:
         said: list[str] = []
         unknown_code = False
         reasons: set[str] | None = None  # a condition's name given for a medication: its Condition ids
+        if code and not category and names_category(rtype, str(code)) and lookup(rtype, "class" if rtype == "Encounter"
+                                                                                 else "category"):
+            said.append(f"'{code}' is a category: searched as one")
+            category, code = re.sub(r"\s+(visits?|encounters?|results?|tests?)$", "", str(code).strip(), flags=re.I), None
         if code and names_whole_type(rtype, str(code)):
             said.append(f"'{code}' names every {rtype}: no code filter")
             code = None
