@@ -158,7 +158,7 @@ def test_the_planner_reads_age_and_sex_from_the_banner_and_may_cite_it(store):
                         now="2026-01-15")
     turn = model.calls[0].text
     assert f"Patient: Patient/{MARIA.id} | {MARIA.gender} | born {MARIA.birth_date} | age {age} on 2026-01-15" in turn
-    assert "\nAnswer with: an age in years.\n" in turn                 # the form the question asks for
+    assert "\nAnswer with: an age in years (the Patient line above gives it).\n" in turn                # the form the question asks for
     assert result.tool_calls == 0 and result.cited_ids == [f"Patient/{MARIA.id}"]
     # Another patient's id in an answer is never a citation.
     _, other = ask(store, [answer(f"See Patient/{LUCAS.id}")], question="How old is she?")
