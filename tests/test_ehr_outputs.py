@@ -191,8 +191,7 @@ def test_a_drug_searched_as_an_observation_shows_the_prescriptions_and_says_so(s
     wrong_type = session.search_records("Observation", code="metformin")
     assert wrong_type.ids == meds.ids and meds.ids
     assert wrong_type.text.startswith("MedicationRequest: ")   # the records first: small models repeat line one
-    assert wrong_type.text.endswith("(No Observation matches 'metformin': these are the MedicationRequest records "
-                                    "the name matches.)")
+    assert wrong_type.text.endswith("(Searched as Observation: 'metformin' is in these MedicationRequest records.)")
     # A diagnosis question that finds nothing stays a 'no': no redirect away from Condition.
     none = session.search_records("Condition", code="metformin")
     assert not none.ids and "shown instead" not in none.text

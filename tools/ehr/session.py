@@ -236,8 +236,10 @@ class EhrSession:
                 if other:  # shown instead, the records first: small models repeat a result's first line
                     found = self.search_records(other, code=code, date_from=date_from, date_to=date_to, sort=sort,
                                                 limit=limit)
-                    return found.model_copy(update={"text": f"{found.text}\n(No {rtype} matches '{code}': these "
-                                                            f"are the {other} records the name matches.)"})
+                    # ... and the note names what was found, not what was not: the 1.5B default
+                    # repeated "No Observation matches 'oxycodone'" as its answer.
+                    return found.model_copy(update={"text": f"{found.text}\n(Searched as {rtype}: '{code}' is in "
+                                                            f"these {other} records.)"})
                 return ToolResult(text=text)
             if res.ok:
                 unknown_code = res.verbatim and "not among the codes" in res.message
