@@ -100,6 +100,14 @@ STATUS_WORDS = re.compile(
     r"resolved|inactive|finished|cancell?ed|remission|relapsed?|recurrence|on hold|in progress)\b", re.I)
 
 
+# The status a question's words mean (first match wins), where they mean one plainly.
+STATUS_MEANT = (
+    (re.compile(r"\b(stopped|discontinued)\b", re.I), "stopped"),
+    (re.compile(r"\b(resolved)\b", re.I), "resolved"),
+    (re.compile(r"\b(active|current|currently|ongoing|still|taking)\b", re.I), "active"),
+)
+
+
 def _grounded_category(category: str, question: str) -> bool:
     """A category the question names, in any form: 'labs' for laboratory, 'vitals' for vital-signs,
     'emergency' for EMER (a word of the question starting a word of the category, or the reverse)."""
@@ -128,12 +136,17 @@ def ground_status_category(parsed: ParsedOutput, question: str) -> str | None:
     if parsed.kind != "calls":
         return None
     asks_status = bool(STATUS_WORDS.search(question))
+    wanted = next((status for words, status in STATUS_MEANT if words.search(question)), None)
     dropped: list[str] = []
     calls = []
     for call in parsed.calls:
         args = dict(call.args)
         if "status" in args and not asks_status:
             dropped.append(f"{call.name}.status={args.pop('status')}")
+        elif "status" in args and wanted and str(args["status"]).strip().lower() != wanted:
+            # "currently taking naproxen?" searched with status completed: the words mean active
+            dropped.append(f"{call.name}.status={args['status']} (the question means {wanted})")
+            args["status"] = wanted
         if "category" in args and not _grounded_category(str(args["category"]), question):
             dropped.append(f"{call.name}.category={args.pop('category')}")
         calls.append(ToolCall(name=call.name, args=args))

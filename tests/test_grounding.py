@@ -69,6 +69,13 @@ def test_status_and_category_filters_stay_only_when_the_question_asks_for_them()
     current = search(resource_type="MedicationRequest", code="ferrous sulfate", status="active", category="medication")
     ground_status_category(current, "Is the patient currently taking ferrous sulfate?")
     assert current.calls[0].args == {"resource_type": "MedicationRequest", "code": "ferrous sulfate", "status": "active"}
+    # ... with the status the words mean (a holdout trace: "currently taking" searched as completed).
+    completed = search(resource_type="MedicationRequest", code="naproxen", status="completed")
+    assert "status=completed (the question means active)" in ground_status_category(
+        completed, "Is the patient currently taking naproxen?")
+    assert completed.calls[0].args["status"] == "active"
+    resolved = search(resource_type="Condition", code="sinusitis", status="resolved")
+    assert ground_status_category(resolved, "Has her sinusitis resolved?") is None
     for question, category in [("What were her latest labs?", "laboratory"), ("Show the last vitals", "vital-signs"),
                                ("How many emergency visits in 2013?", "EMER"), ("Any ER visits?", "emergency")]:
         kept = search(resource_type="Observation", category=category)
