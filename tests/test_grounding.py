@@ -234,3 +234,15 @@ def test_a_patient_lookup_keeps_only_what_the_question_gives():
     assert sorted(unasked_filters([HumanMessage(f"Question: {question}")], schemas)) == [
         "find_patient.gender", "find_patient.identifier"]
     assert unasked_filters([HumanMessage("Question: Which female patient has MRN 8812345?")], schemas) == []
+
+
+def test_diagnosis_is_not_a_category_filter():
+    """Holdout trace: 'Is there a diagnosis of sprain of ankle?' searched with category diagnosis
+    (encounter-diagnosis), which hid the patient's sprain: Synthea conditions carry no category."""
+    from langchain_core.messages import HumanMessage
+
+    from agent.grounding import unasked_filters
+
+    schemas = [{"name": "search_records", "parameters": {"type": "object", "properties": {"category": {}}}}]
+    question = [HumanMessage("Question: Is there a diagnosis of sprain of ankle in the patient's record?")]
+    assert unasked_filters(question, schemas) == ["search_records.category"]

@@ -440,8 +440,9 @@ CATEGORY_ALIASES = {
     "Observation": {"lab": "laboratory", "labs": "laboratory", "vitals": "vital-signs", "vital": "vital-signs",
                     "vital signs": "vital-signs", "social history": "social-history"},
     "DiagnosticReport": {"lab": "LAB", "labs": "LAB", "laboratory": "LAB"},
-    "Condition": {"problem": "problem-list-item", "problem list": "problem-list-item",
-                  "diagnosis": "encounter-diagnosis"},
+    # Not "diagnosis": clinicians say it of any condition ("is there a diagnosis of ankle
+    # sprain?"), and as a filter it hid every Synthea condition (they carry no category).
+    "Condition": {"problem": "problem-list-item", "problem list": "problem-list-item"},
     "Encounter": {"ambulatory": "AMB", "outpatient": "AMB", "emergency": "EMER", "er": "EMER", "ed": "EMER",
                   "inpatient": "IMP"},
 }
