@@ -8,7 +8,9 @@ interleaved order puts one question of each category first) with each strategy t
 pipeline, into ``benchmarks/out/ehrqa_<strategy>_<model>.jsonl`` with traces beside it. The
 files resume: an interrupted run continues, and a finished one is only scored again. Prints
 per strategy accuracy (the EHRQA scorer), prompt and output tokens, model calls and seconds
-per question, then react's prompt tokens as a share of navigator's. Target (issue 8): at most
+per question over the questions both answered (``--score-only`` scores the files as they
+are, e.g. after stopping a long navigator run), then react's prompt tokens as a share of
+navigator's. Target (issue 8): at most
 a quarter, at equal or better accuracy. Patient-lookup questions run unbound, where navigator
 falls back to react: they count for both. Prints figures; not a test.
 """
@@ -38,20 +40,26 @@ def main() -> None:
     parser.add_argument("--llm", default="embedded")
     parser.add_argument("--store", default=f"sqlite:///{OUT / 'ehrqa_synthea.db'}")
     parser.add_argument("--strategies", default="react,navigator")
+    parser.add_argument("--score-only", action="store_true", help="score the answer files as they are, run nothing")
     args = parser.parse_args()
     questions = read_questions(args.questions)[: args.limit]
     backend = EmbeddedStore(args.store)
-    model = make_chat_model(args.llm)
+    model = None if args.score_only else make_chat_model(args.llm)
     label = args.llm.replace(":", "-").replace("/", "-")
-    figures = {}
+    answers = {}
     for strategy in args.strategies.split(","):
         out = OUT / f"ehrqa_{strategy}_{label}.jsonl"
-        runner = QaRunner(backend=backend, model=model, model_label=args.llm, strategy=strategy,  # type: ignore[arg-type]
-                          traces_dir=out.with_suffix(".traces"))
-        run_qa(questions, out, runner, show_progress=False)
-        answers = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
-        figures[strategy] = score_rows(questions, answers)
-    print(f"{len(questions)} EHRQA-style questions from {args.questions.name}, model {args.llm}")
+        if not args.score_only:
+            runner = QaRunner(backend=backend, model=model, model_label=args.llm,  # type: ignore[arg-type]
+                              strategy=strategy, traces_dir=out.with_suffix(".traces"))
+            run_qa(questions, out, runner, show_progress=False)
+        rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()] if out.exists() else []
+        answers[strategy] = {r["id"]: r for r in rows}
+    # Compared on the questions every strategy answered (a run stopped early compares what it has).
+    common = [q for q in questions if all(q["id"] in a for a in answers.values())]
+    figures = {s: score_rows(common, a.values()) for s, a in answers.items()}
+    print(f"{len(common)} EHRQA-style questions from {args.questions.name} answered by every strategy, "
+          f"model {args.llm}")
     print(f"{'strategy':10s} {'right':>7s} {'prompt tok/q':>13s} {'output tok/q':>13s} {'model calls/q':>14s} "
           f"{'s/q':>7s}  statuses")
     for strategy, f in figures.items():
