@@ -246,3 +246,15 @@ def test_diagnosis_is_not_a_category_filter():
     schemas = [{"name": "search_records", "parameters": {"type": "object", "properties": {"category": {}}}}]
     question = [HumanMessage("Question: Is there a diagnosis of sprain of ankle in the patient's record?")]
     assert unasked_filters(question, schemas) == ["search_records.category"]
+
+
+@pytest.mark.parametrize("question, form", [
+    ("What was the latest prescription for Alzheimer's disease?", "whose reason column is that condition"),
+    ("What drug was last ordered to treat the patient's viral sinusitis?", "whose reason column is that condition"),
+    ("Is the patient taking any medication for asthma?", "yes or no"),
+    ("What medication is she on?", "a drug name"),
+])
+def test_a_drug_for_a_condition_points_at_the_reason_column(question, form):
+    from agent.grounding import answer_form
+
+    assert form in answer_form(question)
