@@ -149,7 +149,11 @@ def test_a_condition_name_in_a_medication_search_finds_what_was_prescribed_for_i
     conditions = {f"Condition/{r['id']}" for r in session.search_records("Condition", code="diabetes").resources}
     found = session.search_records("MedicationRequest", code="type 2 diabetes")
     assert found.error is None and found.resources, found.text
-    assert found.text.startswith("MedicationRequest: ") and "(prescribed for Diabetes" in found.text
+    first = found.resources[0]
+    # the newest as a sentence first (a 1.5B planner answered "none" from the table alone), then the table
+    assert found.text.splitlines()[0].endswith(f"(MedicationRequest/{first['id']}).")
+    assert " was prescribed on " in found.text.splitlines()[0] and " for Diabetes" in found.text.splitlines()[0]
+    assert found.text.splitlines()[1].startswith("MedicationRequest: ") and "(prescribed for Diabetes" in found.text
     for med in found.resources:   # every row names one of those conditions as its reason
         assert {r["reference"] for r in med["reasonReference"]} & conditions
     # All requests carrying such a reason are found, and none without one.

@@ -24,7 +24,7 @@ from . import orders
 from .resolve import (CATEGORY_CODES, CLINICAL, STATUS_PARAM, Candidate, category_value, clinical_type,
                       names_category, names_whole_type, resolve_codes)
 from .names import ReferenceNames
-from .results import RowNotes, ToolResult, concept_text, describe, render_rows, resource_date, table
+from .results import RowNotes, ToolResult, concept_text, describe, render_rows, resource_date, row, table
 
 ClinicalType = Literal["Observation", "Condition", "MedicationRequest", "Immunization", "Encounter",
                        "AllergyIntolerance", "Procedure", "DiagnosticReport", "CarePlan",
@@ -321,7 +321,12 @@ class EhrSession:
         # above a row holding one (three times in 42 questions).
         shown = [x for x in said if not (self.now and x == f"as of {self.now[:10]}")]
         criteria = f" ({'; '.join(shown)})" if shown else ""
-        text = f"{rtype}: {total} found, {order}{criteria}\n{render_rows(self._names.fill(matches), total, self.row_notes)}"
+        named = self._names.fill(matches)
+        text = f"{rtype}: {total} found, {order}{criteria}\n{render_rows(named, total, self.row_notes)}"
+        if reasons is not None:  # the answer as a sentence first: small models answered "none" below the row
+            first = row(named[0])
+            text = (f"{first['display']} was prescribed on {first['date']}" + (f" by {first['by']}" if first.get("by") else "")
+                    + f" for {first.get('reason') or 'that condition'} ({rtype}/{named[0].get('id')}).\n{text}")
         if included:
             text += "\nincluded:\n" + table([{"type/id": f"{r['resourceType']}/{r.get('id')}",
                                               "name": human_name(r.get("name")) or r.get("name", "") or concept_text(r.get("code"))}
