@@ -417,15 +417,16 @@ GENERIC_NAMES = {
 }
 
 
-def names_category(resource_type: str, code: str) -> bool:
-    """'outpatient' (visits) for Encounter, 'labs' or 'vital signs' for Observation: a code that
-    is one of the type's categories (or an alias of one), so a category filter, not a code.
-    "How many outpatient visits in 2002?" was searched as Encounter code 'outpatient': no
-    encounter type is called that; the class is AMB."""
-    text = re.sub(r"\s+(visits?|encounters?|results?|tests?)$", "", code.strip().lower())
+def category_named(resource_type: str, code: str) -> str | None:
+    """'outpatient' (visits) for Encounter, 'labs' or 'vital signs' for Observation: when a code
+    is one of the type's categories (or an alias of one), that category, to filter by instead of
+    a code. "How many outpatient visits in 2002?" was searched as Encounter code 'outpatient': no
+    encounter type is called that; the class is AMB. None when the code is no category."""
+    text = re.sub(r"\s+(visits?|encounters?|results?|tests?)$", "", code.strip(), flags=re.I)
+    low = text.lower()
     aliases = CATEGORY_ALIASES.get(resource_type, {})
     codes = {c.lower() for c in CATEGORY_CODES.get(resource_type, "").split()}
-    return bool(text) and (text in aliases or text in codes or text.replace(" ", "-") in codes)
+    return text if low and (low in aliases or low in codes or low.replace(" ", "-") in codes) else None
 
 
 def names_whole_type(resource_type: str, code: str) -> bool:

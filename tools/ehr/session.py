@@ -22,7 +22,7 @@ from tools.fhir.search_params import CODE_PARAM, DATE_PARAM, lookup
 
 from . import orders
 from .resolve import (CATEGORY_CODES, CLINICAL, STATUS_PARAM, Candidate, category_value, clinical_type,
-                      names_category, names_whole_type, resolve_codes)
+                      category_named, names_whole_type, resolve_codes)
 from .names import ReferenceNames
 from .results import RowNotes, ToolResult, concept_text, describe, render_rows, resource_date, row, table
 
@@ -217,10 +217,11 @@ class EhrSession:
         said: list[str] = []
         unknown_code = False
         reasons: set[str] | None = None  # a condition's name given for a medication: its Condition ids
-        if code and not category and names_category(rtype, str(code)) and lookup(rtype, "class" if rtype == "Encounter"
-                                                                                 else "category"):
+        cparam = "class" if rtype == "Encounter" else "category"
+        named = category_named(rtype, str(code)) if code and not category and lookup(rtype, cparam) else None
+        if named:
             said.append(f"'{code}' is a category: searched as one")
-            category, code = re.sub(r"\s+(visits?|encounters?|results?|tests?)$", "", str(code).strip(), flags=re.I), None
+            category, code = named, None
         if code and names_whole_type(rtype, str(code)):
             said.append(f"'{code}' names every {rtype}: no code filter")
             code = None
@@ -266,7 +267,6 @@ class EhrSession:
         if category and str(category).strip():
             # A category the type lacks or does not define is ignored and said: refusing the whole
             # search over it cost small models the turn, and they then answered 'none'.
-            cparam = "class" if rtype == "Encounter" else "category"
             value, unknown = category_value(rtype, str(category)) if lookup(rtype, cparam) else (None, [category])
             if unknown:
                 defined = CATEGORY_CODES.get(rtype, "").replace(" ", ", ")
@@ -451,26 +451,27 @@ class EhrSession:
         return None
 
     def _conditions_named(self, text: str) -> tuple[set[str], str]:
-        """The patient's Conditions a name reaches ('viral sinusitis'), as references, and how
-        it matched: a medication search given a condition's name means 'prescribed for it'."""
+        """The patient's Conditions a name reaches ('viral sinusitis'), as references, and the
+        names matched: a medication search given a condition's name means 'prescribed for it'."""
+        conditions, res = self._conditions_matching(text, MAX_PAGE)
+        return {f"Condition/{c['id']}" for c in conditions}, "; ".join(
+            dict.fromkeys(m.display or m.code for m in res.matches))  # names, not codes
+
+    def _conditions_matching(self, text: str, count: int) -> tuple[list[dict[str, Any]], Any]:
+        """The bound patient's Conditions whose codes ``text`` resolves to (at most ``count``)."""
         res = resolve_codes(text, self._candidates("Condition"))
         if not res.ok:
-            return set(), ""
+            return [], res
         found = self.backend.search("Condition", [("patient", self._require_patient()),
-                                                  ("code", res.param_value()), ("_count", str(MAX_PAGE))])
-        refs = {f"Condition/{r['id']}" for r in self._scoped([e["resource"] for e in found.get("entry", [])])}
-        return refs, "; ".join(dict.fromkeys(m.display or m.code for m in res.matches))  # names, not codes
+                                                  ("code", res.param_value()), ("_count", str(count))])
+        return self._scoped([e["resource"] for e in found.get("entry", [])]), res
 
     def _reason(self, reason: str) -> dict[str, Any]:
         """reasonReference to the patient's matching Condition, else reasonCode as text."""
-        res = resolve_codes(reason, self._candidates("Condition"))
-        if res.ok:
-            found = self.backend.search("Condition", [("patient", self._require_patient()),
-                                                      ("code", res.param_value()), ("_count", "1")])
-            conds = self._scoped([e["resource"] for e in found.get("entry", [])])
-            if conds:
-                c = conds[0]
-                return {"reasonReference": [{"reference": f"Condition/{c['id']}", "display": concept_text(c.get("code"))}]}
+        conditions, _ = self._conditions_matching(reason, 1)
+        if conditions:
+            c = conditions[0]
+            return {"reasonReference": [{"reference": f"Condition/{c['id']}", "display": concept_text(c.get("code"))}]}
         return {"reasonCode": [{"text": reason}]}
 
 
