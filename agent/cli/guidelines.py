@@ -18,7 +18,7 @@ EmbedderOpt = Annotated[Optional[Path], typer.Option(
 
 
 def _default_out(folder: Path) -> Path:
-    from tools.guidelines.tool import cache_dir
+    from tools.cache import cache_dir
 
     return cache_dir() / "guidelines" / folder.resolve().name
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from tools.cache import cache_dir
+
 ChatFormat = Literal["gemma", "chatml"]
 
 
@@ -78,12 +80,6 @@ def packaged_model(key: str | None) -> PackagedModel:
         return MODELS[key]
     except KeyError:
         raise PackagedModelError(f"no embedded model '{key}': choose one of {', '.join(MODELS)}") from None
-
-
-def cache_dir() -> Path:
-    from platformdirs import user_cache_dir
-
-    return Path(os.environ.get("MEDAGENT_CACHE_DIR") or user_cache_dir("medagent"))
 
 
 def part_files(model: PackagedModel) -> list[Path]:

@@ -9,12 +9,12 @@ brought up to date there, re-embedding only notes that changed, when the package
 from __future__ import annotations
 
 import functools
-import os
 import re
 import threading
 from pathlib import Path
 from typing import Any, Callable
 
+from tools.cache import cache_dir
 from tools.ehr.results import ToolResult
 
 from .embedder import SentenceEmbedder
@@ -26,12 +26,6 @@ CORPUS_DIR = Path(__file__).resolve().parent / "corpus"
 MAX_K = 10
 MAX_PASSAGE_CHARS = 600      # a passage shown to the planner: enough for the recommendation, not a page
 STARTER_NOTE = "starter corpus: team summaries of US federal sources; check the cited source"
-
-
-def cache_dir() -> Path:
-    from platformdirs import user_cache_dir
-
-    return Path(os.environ.get("MEDAGENT_CACHE_DIR") or user_cache_dir("medagent"))
 
 
 def starter_index_path(embedder_name: str | None = None) -> Path:
