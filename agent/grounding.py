@@ -11,7 +11,8 @@ first, and each of these hid the record that answered. The functions here read t
 - drop such filters from a parsed call before it runs (``ground_filters``: dates, status,
   category, the free-form ``filters``) and set the order "first"/"latest" asks for, each with a
   note for the trace, for backends without constrained decoding;
-- name the form of answer the question wants (``answer_form``).
+- name the form of answer the question wants (``answer_form``);
+- catch a final answer that denies the records the last search just found (``denial_of_results``).
 
 Pure functions of text: ``agent/planning.py`` applies them to each planner turn.
 """
@@ -336,3 +337,24 @@ def answer_form(question: str) -> str | None:
     """'a date', 'a person's name ...', 'yes or no ...': the form of answer ``question`` asks for;
     for a question about one thing at the time of another, the two searches, named."""
     return _two_step(question) or next((form for pattern, form in ANSWER_FORMS if pattern.search(question)), None)
+
+
+# A final answer that says nothing was found, given right after a search that found records:
+# the 1.5B default answered "No medication was most recently prescribed for the patient's acute
+# bronchitis" under a result whose first line read "Acetaminophen 325 MG Oral Tablet was
+# prescribed on 2014-02-03 ... for Acute bronchitis". Not for yes/no questions: there a 'no'
+# beside near-miss rows ("Prediabetes" for "diabetes") can be right.
+_DENIAL = re.compile(r"^\W*(no|none|nothing|not found|there (is|are|was|were) no)\b", re.I)
+DENIAL_NOTE = ("Your answer says none was found, but the last search found records; its first line: "
+               "\"{line}\". Answer the question from those records.")
+
+
+def denial_of_results(answer: str, question: str, results: Sequence[tuple[str, str]], ids: Sequence[str]) -> str | None:
+    """The note that asks once for an answer from the records when ``answer`` denies that the
+    last step (``results``, resting on ``ids``) found any; None when it does not."""
+    if not ids or not _DENIAL.match(answer or ""):
+        return None
+    if (answer_form(question) or "").startswith("yes or no"):
+        return None
+    line = next((text.strip().splitlines()[0] for _, text in results if text.strip()), "")
+    return DENIAL_NOTE.format(line=line[:240])

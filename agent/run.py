@@ -125,7 +125,7 @@ def run_question(question: str, *, backend: FhirBackend, patient_id: str | None,
                            max_steps=max_steps, max_tokens=max_tokens, constrained=constrained, thinking=thinking,
                            narrow=narrowing, examples=with_examples, now=now, extras=extras)
         state_in = {"question": question, "patient_id": patient_id, "conversation": conversation, "history": [],
-                    "pending": [], "step": 0, "repeats": 0, "tool_failures": 0, "input_tokens": 0,
+                    "pending": [], "step": 0, "repeats": 0, "challenged": False, "tool_failures": 0, "input_tokens": 0,
                     "output_tokens": 0, "model_calls": 0, "tool_calls": 0, "status": None, "answer": None,
                     "cited_ids": [], "error": None}
         try:

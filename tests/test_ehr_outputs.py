@@ -201,6 +201,20 @@ def test_a_drug_searched_as_an_observation_shows_the_prescriptions_and_says_so(s
     assert not none.ids and "shown instead" not in none.text
 
 
+def test_a_condition_searched_as_a_test_shows_what_was_prescribed_for_it(store):
+    session = EhrSession(store, patient_id=MARIA.id)
+    prescribed = session.search_records("MedicationRequest", code="type 2 diabetes")
+    as_test = session.search_records("Observation", code="type 2 diabetes")
+    assert as_test.ids == prescribed.ids and prescribed.ids
+    assert as_test.text.startswith(prescribed.text.splitlines()[0])      # the prescription sentence first
+    assert as_test.text.endswith("(Searched as Observation: 'type 2 diabetes' is a condition; these "
+                                 "MedicationRequest records were prescribed for it.)")
+    # A condition nothing was prescribed for stays a plain miss.
+    bare = EhrSession(store, patient_id=PATIENTS["asthma_child"].id)
+    miss = bare.search_records("Observation", code="type 2 diabetes")
+    assert not miss.ids and miss.text.startswith("No Observation in this patient's record matches")
+
+
 def test_a_code_that_names_the_whole_type_is_no_filter(store):
     session = EhrSession(store, patient_id=MARIA.id)
     every = session.search_records("Encounter", date_from="2024", date_to="2024")

@@ -5,6 +5,7 @@ traces and replay."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -114,6 +115,29 @@ def test_a_repeated_identical_call_is_not_run_again_and_then_stopped(store):
     model, result = ask(store, [same, same, same])
     assert result.tool_calls == 1 and result.status == "invalid_action" and "repeated" in result.error
     assert "already called search_records" in model.calls[2].text
+
+
+def test_an_answer_denying_the_records_just_found_is_sent_back_once(store, latest_hba1c, tmp_path):
+    search = call("search_records", resource_type="Observation", code="HbA1c", limit=1)
+    trace = tmp_path / "t.jsonl"
+    model, result = ask(store, [search, answer("No HbA1c was found."), answer("Still none.")],
+                        question="What was the latest HbA1c value?", trace_path=trace)
+    assert result.status == "completed" and result.answer == "Still none."      # the second answer stands
+    assert result.model_calls == 3 and result.tool_calls == 1
+    sent_back = model.calls[2].text
+    assert "Your answer says none was found" in sent_back
+    assert re.search(r'first line: "Observation: \d+ found, newest first', sent_back)   # the result's first line, quoted
+    routes = [r for r in load_trace(trace) if r.type == "route"]
+    assert any("denies the records" in r.reason for r in routes)
+
+    _, right = ask(store, [search, answer(f"{latest_hba1c['valueQuantity']['value']} %")],
+                   question="What was the latest HbA1c value?")
+    assert right.model_calls == 2                                                # an answer that uses them: no challenge
+    _, yes_no = ask(store, [search, answer("No.")], question="Has she had an HbA1c above 12%?")
+    assert yes_no.model_calls == 2 and yes_no.answer == "No."                    # a 'no' can be the answer there
+    _, empty = ask(store, [call("search_records", resource_type="Observation", code="HbA1c", date_from="1900",
+                                date_to="1901"), answer("None was found.")], question="What was the HbA1c in 1900?")
+    assert empty.model_calls == 2                                                # nothing was found: nothing to deny
 
 
 def test_unusable_output_twice_ends_with_invalid_action(store):

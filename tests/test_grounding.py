@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from agent.grounding import denial_of_results
+
 
 def test_date_filters_the_question_gives_no_ground_for_are_dropped():
     from langchain_core.messages import HumanMessage, SystemMessage
@@ -258,3 +260,22 @@ def test_a_drug_for_a_condition_points_at_the_reason_column(question, form):
     from agent.grounding import answer_form
 
     assert form in answer_form(question)
+
+
+@pytest.mark.parametrize("reply, sent_back", [
+    ("No medication was most recently prescribed for the patient's acute bronchitis.", True),
+    ("There were no prescriptions for it.", True),
+    ("None found.", True),
+    ("Nothing in the record.", True),
+    ("Normal saline was prescribed on 2014-02-03.", False),       # 'No' inside a word is no denial
+    ("Acetaminophen 325 MG Oral Tablet (MedicationRequest/abc).", False),
+])
+def test_an_answer_that_denies_found_records_is_noticed(reply, sent_back):
+    results = [("search_records", "Acetaminophen 325 MG Oral Tablet was prescribed on 2014-02-03.\nMedicationRequest: 1 found")]
+    note = denial_of_results(reply, "Which medication was most recently prescribed for her bronchitis?", results,
+                             ["MedicationRequest/abc"])
+    assert (note is not None) is sent_back
+    if note:
+        assert '"Acetaminophen 325 MG Oral Tablet was prescribed on 2014-02-03."' in note
+    assert denial_of_results(reply, "Which medication was prescribed for her bronchitis?", results, []) is None
+    assert denial_of_results(reply, "Was she prescribed anything for bronchitis?", results, ["MedicationRequest/abc"]) is None

@@ -19,7 +19,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
-from agent.grounding import answer_form
+from agent.grounding import answer_form, denial_of_results
 from agent.planning import TurnResult, plan_turn
 from agent.protocol.parser import format_call
 from agent.protocol.prompting import Step, planner_messages
@@ -109,6 +109,15 @@ def plan(state: AgentState, runtime: Runtime[AgentContext]) -> Command[Literal["
     if turn.status == "invalid_action":
         return _to_finish(ctx, state, "invalid_action", turn.error or "no usable output", update)
     if turn.parsed.kind == "answer":
+        history = state.get("history", [])
+        last = history[-1] if history else None
+        note = None if state.get("challenged") or not last else denial_of_results(
+            turn.parsed.answer or "", state["question"], last["results"], last["ids"])
+        if note:  # once per question: the second answer stands, whatever it says
+            step_note: StepRecord = {"output": json.dumps({"answer": turn.parsed.answer}), "results": [("note", note)],
+                                     "ids": [], "calls": []}
+            _route(ctx, state, "plan", "plan", "the answer denies the records the last search found: asked once more")
+            return Command(goto="plan", update={**update, "challenged": True, "history": [*history, step_note]})
         _route(ctx, state, "plan", "answer", "final answer")
         return Command(goto="answer", update={**update, "answer": turn.parsed.answer or ""})
 

@@ -33,6 +33,7 @@ class AgentState(TypedDict, total=False):
     pending: list[dict[str, Any]]                  # calls chosen by plan, run by act
     step: int                                      # model turns taken for this question
     repeats: int                                   # identical calls caught so far
+    challenged: bool                               # an answer denying found records was sent back once
     tool_failures: int                             # consecutive steps whose every call failed
     input_tokens: int
     output_tokens: int

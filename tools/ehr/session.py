@@ -241,6 +241,15 @@ class EhrSession:
                     # repeated "No Observation matches 'oxycodone'" as its answer.
                     return found.model_copy(update={"text": f"{found.text}\n(Searched as {rtype}: '{code}' is in "
                                                             f"these {other} records.)"})
+                if rtype in REDIRECT_TYPES:
+                    # A condition's name searched as a test or a procedure ("the drug last ordered to
+                    # treat her hyperlipidemia", searched as an Observation): what was prescribed for it.
+                    found = self.search_records("MedicationRequest", code=code, date_from=date_from,
+                                                date_to=date_to, sort=sort, limit=limit)
+                    if found.ids:
+                        return found.model_copy(update={"text": f"{found.text}\n(Searched as {rtype}: '{code}' is a "
+                                                                "condition; these MedicationRequest records were "
+                                                                "prescribed for it.)"})
                 return ToolResult(text=text)
             if res.ok:
                 unknown_code = res.verbatim and "not among the codes" in res.message
