@@ -20,7 +20,7 @@ from .grounding import ground_filters, unasked_filters
 from .protocol.parser import parse_output, validate_calls
 from .protocol.prompting import prompt_ids, repair_messages
 from .protocol.schema import action_schema
-from .protocol.types import ParsedOutput, ToolCall
+from .protocol.types import ParsedOutput
 
 Status = Literal["ok", "invalid_action", "model_error"]
 

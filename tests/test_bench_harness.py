@@ -15,7 +15,7 @@ from agent.cli.main import app
 from evals.bench.compare import compare_runs, write_compare
 from evals.bench.report import load_rows, write_reports
 from evals.bench.runner import RunMismatch, RunOptions, effective_concurrency, run_benchmark
-from evals.bench.stats import by_category, mcnemar_exact, paired, wilson
+from evals.bench.stats import by_category, mcnemar_exact, wilson
 from evals.bench.types import BenchCase, CaseContext, CaseResult
 
 

@@ -7,7 +7,6 @@ import json
 import threading
 import time
 
-import pytest
 from langchain_core.outputs import ChatResult
 
 from agent.chat.sessions import SessionStore

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 
 from fhir_fixtures import PATIENTS
 from tools.fhir import manifest as manifest_mod

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agent.models.scripted import ScriptedChatModel
-from agent.trace.records import ModelCallRecord, RunEnd, RunHeader, ToolCallRecord
+from agent.trace.records import RunEnd, RunHeader, ToolCallRecord
 from agent.trace.writer import load_trace
 from evals.bench.types import BenchCase, CaseContext
 from evals.medagentbench import make_benchmark

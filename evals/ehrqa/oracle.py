@@ -24,7 +24,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import Field
 
 from .records import Question
-from .tables import Table, parse
+from .tables import parse
 from .vocab import words
 
 RESULT_HEADER = re.compile(r"^TOOL RESULT \([\w_]+\):\n", re.M)

@@ -11,20 +11,18 @@ from __future__ import annotations
 import functools
 import re
 from typing import Any, Callable, Literal
-from urllib.parse import parse_qsl
-
-import orjson
 
 from tools.fhir.backend import FhirBackend, FhirError, NotFound
 from tools.fhir.extract import compartment_patient, split_reference
 from tools.fhir.manifest import Manifest, build_manifest, human_name
-from tools.fhir.search_params import CODE_PARAM, DATE_PARAM, lookup
+from tools.fhir.search_params import DATE_PARAM
 
 from . import orders
-from .resolve import (CATEGORY_CODES, CLINICAL, STATUS_PARAM, Candidate, category_value, clinical_type,
-                      category_named, names_whole_type, resolve_codes)
 from .names import ReferenceNames
-from .results import RowNotes, ToolResult, concept_text, describe, render_rows, resource_date, row, table
+from .resolve import CLINICAL, STATUS_PARAM, Candidate, clinical_type, resolve_codes
+from .results import RowNotes, ToolResult, concept_text, describe, render_rows, row, table
+from .search_args import (Refused, date_params, explain_empty, prescribed_sentence, read_category, read_code,
+                          read_filters)
 
 ClinicalType = Literal["Observation", "Condition", "MedicationRequest", "Immunization", "Encounter",
                        "AllergyIntolerance", "Procedure", "DiagnosticReport", "CarePlan",
@@ -38,9 +36,6 @@ MAX_LIMIT = 200
 MAX_PAGE = 1000  # the most one search fetches (the store's _count bound), for filtering here
 REDIRECT_TYPES = ("MedicationRequest", "Observation", "Immunization", "Procedure")  # see _type_naming
 
-_DATE_PREFIX = re.compile(r"^(eq|ne|gt|lt|ge|le|sa|eb)\d")
-
-
 def _tool(fn: Callable[..., ToolResult]) -> Callable[..., ToolResult]:
     """Turn every failure into an error ToolResult; keep the signature and docstring."""
     @functools.wraps(fn)
@@ -49,15 +44,11 @@ def _tool(fn: Callable[..., ToolResult]) -> Callable[..., ToolResult]:
             return fn(self, *args, **kwargs)
         except FhirError as exc:
             return ToolResult.fail(_diagnostics(exc))
-        except (_Refused, orders.DraftError, ValueError) as exc:  # ValueError: a bad type name or number
+        except (Refused, orders.DraftError, ValueError) as exc:  # ValueError: a bad type name or number
             return ToolResult.fail(str(exc))
         except Exception as exc:  # a tool never raises into the planner loop
             return ToolResult.fail(f"{fn.__name__} failed: {type(exc).__name__}: {exc}")
     return wrapper
-
-
-class _Refused(Exception):
-    pass
 
 
 def _diagnostics(exc: FhirError) -> str:
@@ -118,7 +109,7 @@ class EhrSession:
 
     def _require_patient(self) -> str:
         if self._pid is None:
-            raise _Refused(NO_PATIENT)
+            raise Refused(NO_PATIENT)
         return self._pid
 
     def manifest(self) -> Manifest:
@@ -159,7 +150,7 @@ class EhrSession:
             if value and str(value).strip():
                 params.append((param, str(value).strip().lower() if param == "gender" else str(value).strip()))
         if not params:
-            raise _Refused("give at least one of name, birth_date, identifier, gender")
+            raise Refused("give at least one of name, birth_date, identifier, gender")
         if self._pid:  # a bound session can only ever see its own patient
             params.append(("_id", self._pid))
         bundle = self.backend.search("Patient", [*params, ("_count", str(self.row_limit))])
@@ -213,58 +204,18 @@ class EhrSession:
         """
         pid = self._require_patient()
         rtype = clinical_type(resource_type)
-        params: list[tuple[str, str]] = [("patient", pid)]
-        said: list[str] = []
-        unknown_code = False
-        reasons: set[str] | None = None  # a condition's name given for a medication: its Condition ids
-        cparam = "class" if rtype == "Encounter" else "category"
-        named = category_named(rtype, str(code)) if code and not category and lookup(rtype, cparam) else None
-        if named:
-            said.append(f"'{code}' is a category: searched as one")
-            category, code = named, None
-        if code and names_whole_type(rtype, str(code)):
-            said.append(f"'{code}' names every {rtype}: no code filter")
-            code = None
-        if code and str(code).strip():
-            res = resolve_codes(str(code), self._candidates(rtype))
-            if not res.ok and rtype == "MedicationRequest":
-                reasons, why = self._conditions_named(str(code))
-                if reasons:
-                    said.append(f"prescribed for {why}")
-            if not res.ok and not reasons:
-                text = f"No {rtype} in this patient's record matches '{code}' ({res.message})."
-                other = self._type_naming(str(code), rtype)
-                if other:  # shown instead, the records first: small models repeat a result's first line
-                    found = self.search_records(other, code=code, date_from=date_from, date_to=date_to, sort=sort,
-                                                limit=limit)
-                    # ... and the note names what was found, not what was not: the 1.5B default
-                    # repeated "No Observation matches 'oxycodone'" as its answer.
-                    return found.model_copy(update={"text": f"{found.text}\n(Searched as {rtype}: '{code}' is in "
-                                                            f"these {other} records.)"})
-                if rtype in REDIRECT_TYPES:
-                    # A condition's name searched as a test or a procedure ("the drug last ordered to
-                    # treat her hyperlipidemia", searched as an Observation): what was prescribed for it.
-                    found = self.search_records("MedicationRequest", code=code, date_from=date_from,
-                                                date_to=date_to, sort=sort, limit=limit)
-                    if found.ids:
-                        return found.model_copy(update={"text": f"{found.text}\n(Searched as {rtype}: '{code}' is a "
-                                                                "condition; these MedicationRequest records were "
-                                                                "prescribed for it.)"})
-                return ToolResult(text=text)
-            if res.ok:
-                unknown_code = res.verbatim and "not among the codes" in res.message
-                name = "combo-code" if rtype == "Observation" and unknown_code else CODE_PARAM[rtype]
-                params.append((name, res.param_value()))
-                said.append(res.brief())
-        date_param = DATE_PARAM[rtype]
-        for value, prefix in ((date_from, "ge"), (date_to, "le")):
-            if value and str(value).strip():
-                v = str(value).strip()
-                params.append((date_param, v if _DATE_PREFIX.match(v) else prefix + v))
-                said.append(f"{date_param} {params[-1][1]}")
+        reading = read_code(rtype, code, category, self._candidates, self._conditions_named)
+        category, reasons, said = reading.category, reading.reasons, reading.said
+        if reading.miss:
+            return self._elsewhere(rtype, str(code), reading.miss, date_from, date_to, sort, limit)
+        params: list[tuple[str, str]] = [("patient", pid), *reading.params]
+        dates = date_params(rtype, date_from, date_to)
+        params += dates
+        said += [f"{k} {v}" for k, v in dates]
         # The reference date is "today": nothing recorded after it exists yet, so "latest" means
         # latest as of then (an evaluation set years back, a replayed run) without the planner
         # having to turn the date into a filter.
+        date_param = DATE_PARAM[rtype]
         as_of = (date_param, "le" + self.now[:10]) if self.now else None
         if as_of:
             params.append(as_of)
@@ -274,31 +225,16 @@ class EhrSession:
             params.append((status_param, ",".join(s.strip().lower() for s in str(status).split(","))))
             said.append(f"status {params[-1][1]}")
         if category and str(category).strip():
-            # A category the type lacks or does not define is ignored and said: refusing the whole
-            # search over it cost small models the turn, and they then answered 'none'.
-            value, unknown = category_value(rtype, str(category)) if lookup(rtype, cparam) else (None, [category])
-            if unknown:
-                defined = CATEGORY_CODES.get(rtype, "").replace(" ", ", ")
-                said.append(f"{cparam} {', '.join(unknown)} ignored: " +
-                            (f"{rtype} categories are {defined}" if defined and lookup(rtype, cparam)
-                             else f"{rtype} has no category"))
-            if value:
-                params.append((cparam, value))
-                said.append(f"{cparam} {value}")
-        if isinstance(filters, str):  # a model may send 'a=b&c=d' or JSON text
-            filters = orjson.loads(filters) if filters.strip().startswith("{") else dict(parse_qsl(filters))
-        for key, value in (filters or {}).items():
-            key = str(key).strip()
-            if re.split(r"[:.]", key)[0] in ("patient", "subject"):
-                if str(value).strip().removeprefix("Patient/") == pid:  # the bound patient: already there
-                    continue
-                raise _Refused(f"filter '{key}' is not allowed: this session is bound to one patient and adds "
-                               "patient itself; remove it")
-            if key in ("_count", "_sort"):  # the same as limit / sort
-                limit, sort = (value, sort) if key == "_count" else (limit, value)
-                continue
-            params.append((key, str(value)))
-            said.append(f"{key}={value}")
+            cparam, note = read_category(rtype, str(category))
+            if note:
+                said.append(note)
+            if cparam:
+                params.append(cparam)
+                said.append(f"{cparam[0]} {cparam[1]}")
+        extra, notes, count, sort_given = read_filters(filters, pid)
+        params += extra
+        said += notes
+        limit, sort = (count if count is not None else limit), (sort_given if sort_given is not None else sort)
         sort = {"newest": "-date", "oldest": "date"}.get((sort or "-date").strip().lower(), (sort or "-date").strip())
         if sort.lstrip("-") in ("date", date_param):
             sort = ("-" if sort.startswith("-") else "") + date_param
@@ -320,9 +256,9 @@ class EhrSession:
         if not matches and reasons is not None:
             return ToolResult(text=f"No {rtype} found{criteria}: none gives that condition as its reason.")
         if not matches:
-            text = self._empty_result(rtype, params[:-2], criteria, total,
-                                      {date_param, status_param, "category", "class"}, as_of)
-            if unknown_code:
+            text = explain_empty(self.backend, rtype, params[:-2], criteria, total,
+                                 {date_param, status_param, "category", "class"}, as_of)
+            if reading.unknown_code:
                 text += f" That code is not among the {rtype} codes this record holds; call patient_summary to see them."
             return ToolResult(text=text)
         # Rows found: their dates speak, and 'as of <reference date>' goes. The 1.5B default read
@@ -332,35 +268,15 @@ class EhrSession:
         criteria = f" ({'; '.join(shown)})" if shown else ""
         named = self._names.fill(matches)
         text = f"{rtype}: {total} found, {order}{criteria}\n{render_rows(named, total, self.row_notes)}"
-        if reasons is not None:  # the answer as a sentence first: small models answered "none" below the row
-            first = row(named[0])
-            text = (f"{first['display']} was prescribed on {first['date']}" + (f" by {first['by']}" if first.get("by") else "")
-                    + f" for {first.get('reason') or 'that condition'} ({rtype}/{named[0].get('id')}).\n{text}")
+        if reasons is not None:  # the answer as a sentence first
+            reference = f"{rtype}/{named[0].get('id')}"
+            text = f"{prescribed_sentence(row(named[0]), reference)}\n{text}"
         if included:
             text += "\nincluded:\n" + table([{"type/id": f"{r['resourceType']}/{r.get('id')}",
                                               "name": human_name(r.get("name")) or r.get("name", "") or concept_text(r.get("code"))}
                                              for r in included], columns=("type/id", "name"))
         ids = [f"{r['resourceType']}/{r.get('id')}" for r in matches + included]
         return ToolResult(text=text, ids=ids, resources=matches + included)
-
-    def _empty_result(self, rtype: str, params: list[tuple[str, str]], criteria: str, total: int,
-                      narrowing: set[str], keep: tuple[str, str] | None = None) -> str:
-        """Explain an empty result: how many records the same search holds without the date,
-        status or category filters, and their dates, so a planner widens the search instead of
-        answering 'none' (small models add a status or category nobody asked for)."""
-        text = f"{rtype}: {total} found{criteria}." if total else f"No {rtype} found{criteria}."
-        wider = [(k, v) for k, v in params if k not in narrowing or (k, v) == keep]
-        if len(wider) == len(params):
-            return text
-        newest = self.backend.search(rtype, [*wider, ("_sort", f"-{DATE_PARAM[rtype]}"), ("_count", "1")])
-        count = newest.get("total", len(newest.get("entry", [])))
-        if not count:
-            return text + " There are none outside these filters either."
-        oldest = self.backend.search(rtype, [*wider, ("_sort", DATE_PARAM[rtype]), ("_count", "1")])
-        dates = [resource_date(b["entry"][0]["resource"]) for b in (newest, oldest) if b.get("entry")]
-        span = f", the newest {dates[0]}, the oldest {dates[-1]}" if dates else ""
-        return (text + f" Outside these filters the record holds {count}{span}: drop or widen "
-                "date_from/date_to/status/category to see them.")
 
     @_tool
     def read_record(self, reference: str) -> ToolResult:
@@ -372,13 +288,13 @@ class EhrSession:
         self._require_patient()
         target = split_reference(str(reference).strip())
         if not target or not target[0]:
-            raise _Refused(f"'{reference}' is not a reference; use 'Type/id', e.g. 'Observation/<id>'")
+            raise Refused(f"'{reference}' is not a reference; use 'Type/id', e.g. 'Observation/<id>'")
         try:
             resource = self.backend.read(*target)
         except NotFound:
-            raise _Refused(f"{target[0]}/{target[1]} does not exist") from None
+            raise Refused(f"{target[0]}/{target[1]} does not exist") from None
         if not self.in_scope(resource):
-            raise _Refused(f"{target[0]}/{target[1]} is not part of the bound patient's record; refused")
+            raise Refused(f"{target[0]}/{target[1]} is not part of the bound patient's record; refused")
         text = describe(self._names.fill([resource])[0])
         note = self.row_notes.get(target[0])
         cell = note(resource) if note else ""
@@ -404,7 +320,7 @@ class EhrSession:
         """
         pid = self._require_patient()
         if kind not in DRAFT_KINDS:
-            raise _Refused(f"kind must be one of {', '.join(DRAFT_KINDS)}")
+            raise Refused(f"kind must be one of {', '.join(DRAFT_KINDS)}")
         patient_ref = f"Patient/{pid}"
         related = {"MedicationRequest": ("MedicationRequest",), "Observation": ("Observation",),
                    "ServiceRequest": ("ServiceRequest", "Observation", "Procedure")}[kind]
@@ -432,13 +348,13 @@ class EhrSession:
         bound patient."""
         pid = self._require_patient()
         if self.read_only:
-            raise _Refused("refused: this session is read-only; nothing was written")
+            raise Refused("refused: this session is read-only; nothing was written")
         if confirm is not True:
-            raise _Refused("refused: submitting needs confirm=True from a clinician; nothing was written")
+            raise Refused("refused: submitting needs confirm=True from a clinician; nothing was written")
         if not isinstance(draft, dict) or draft.get("resourceType") not in DRAFT_KINDS:
-            raise _Refused(f"refused: only {', '.join(DRAFT_KINDS)} drafts can be submitted")
+            raise Refused(f"refused: only {', '.join(DRAFT_KINDS)} drafts can be submitted")
         if compartment_patient(draft) != pid:
-            raise _Refused("refused: the draft is not for the bound patient")
+            raise Refused("refused: the draft is not for the bound patient")
         orders.validate(draft)
         stored = self.backend.create(draft)
         self._manifest = None
@@ -446,6 +362,28 @@ class EhrSession:
         return ToolResult(text=f"stored {ref}\n{describe(stored).split(chr(10), 1)[-1]}", ids=[ref], resources=[stored])
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _elsewhere(self, rtype: str, code: str, miss: str, date_from: str | None, date_to: str | None,
+                   sort: str, limit: int | None) -> ToolResult:
+        """A name no record of ``rtype`` matches: the records of the type it does reach, shown
+        first (small models repeat a result's first line) with a note naming what was found,
+        not what was not (the 1.5B default repeated "No Observation matches 'oxycodone'" as its
+        answer); else ``miss``."""
+        other = self._type_naming(code, rtype)
+        if other:
+            found = self.search_records(other, code=code, date_from=date_from, date_to=date_to, sort=sort, limit=limit)
+            return found.model_copy(update={"text": f"{found.text}\n(Searched as {rtype}: '{code}' is in these "
+                                                    f"{other} records.)"})
+        if rtype in REDIRECT_TYPES:
+            # A condition's name searched as a test or a procedure ("the drug last ordered to
+            # treat her hyperlipidemia", searched as an Observation): what was prescribed for it.
+            found = self.search_records("MedicationRequest", code=code, date_from=date_from, date_to=date_to,
+                                        sort=sort, limit=limit)
+            if found.ids:
+                return found.model_copy(update={"text": f"{found.text}\n(Searched as {rtype}: '{code}' is a "
+                                                        "condition; these MedicationRequest records were "
+                                                        "prescribed for it.)"})
+        return ToolResult(text=miss)
 
     def _type_naming(self, text: str, asked: str) -> str | None:
         """Another record type whose codes a name reaches, when the asked one's do not: "oxycodone"
