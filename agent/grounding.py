@@ -112,7 +112,7 @@ STATUS_MEANT = (
 def _grounded_category(category: str, question: str) -> bool:
     """A category the question names, in any form: 'labs' for laboratory, 'vitals' for vital-signs,
     'emergency' for EMER (a word of the question starting a word of the category, or the reverse)."""
-    from tools.ehr.resolve import CATEGORY_ALIASES
+    from tools.ehr.categories import CATEGORY_ALIASES
 
     value = next((v for aliases in CATEGORY_ALIASES.values() for a, v in aliases.items() if a == category.lower()),
                  category).lower()
@@ -257,7 +257,7 @@ def unasked_filters(messages: Sequence[BaseMessage], schemas: Sequence[Mapping[s
     the question asks about one, ``category`` unless it names any category, and the dates on
     a first turn whose question names no period (later turns may filter by a date a result
     showed; ``ground_date_filters`` still judges those)."""
-    from tools.ehr.resolve import CATEGORY_ALIASES, CATEGORY_CODES
+    from tools.ehr.categories import CATEGORY_ALIASES, CATEGORY_CODES
 
     question, _ = question_turn(messages)
     text = question.lower()

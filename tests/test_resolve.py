@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tools.ehr.resolve import clinical_type, looks_like_code, resolve_codes
+from tools.ehr.categories import clinical_type
+from tools.ehr.resolve import looks_like_code, resolve_codes
 
 LOINC, RX, SCT, CVX = ("http://loinc.org", "http://www.nlm.nih.gov/research/umls/rxnorm", "http://snomed.info/sct",
                        "http://hl7.org/fhir/sid/cvx")

@@ -12,14 +12,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
+from urllib.parse import parse_qsl
 
 import orjson
-from urllib.parse import parse_qsl
 
 from tools.fhir.backend import FhirBackend
 from tools.fhir.search_params import CODE_PARAM, DATE_PARAM, lookup
 
-from .resolve import CATEGORY_CODES, Candidate, category_named, category_value, names_whole_type, resolve_codes
+from .categories import CATEGORY_CODES, category_named, category_value, names_whole_type
+from .resolve import Candidate, resolve_codes
 from .results import resource_date
 
 DATE_PREFIX = re.compile(r"^(eq|ne|gt|lt|ge|le|sa|eb)\d")

@@ -18,11 +18,27 @@ from tools.fhir.manifest import Manifest, build_manifest, human_name
 from tools.fhir.search_params import DATE_PARAM
 
 from . import orders
+from .categories import CLINICAL, STATUS_PARAM, clinical_type
 from .names import ReferenceNames
-from .resolve import CLINICAL, STATUS_PARAM, Candidate, clinical_type, resolve_codes
-from .results import RowNotes, ToolResult, concept_text, describe, render_rows, row, table
-from .search_args import (Refused, date_params, explain_empty, prescribed_sentence, read_category, read_code,
-                          read_filters)
+from .resolve import Candidate, resolve_codes
+from .results import (
+    RowNotes,
+    ToolResult,
+    concept_text,
+    describe,
+    render_rows,
+    row,
+    table,
+)
+from .search_args import (
+    Refused,
+    date_params,
+    explain_empty,
+    prescribed_sentence,
+    read_category,
+    read_code,
+    read_filters,
+)
 
 ClinicalType = Literal["Observation", "Condition", "MedicationRequest", "Immunization", "Encounter",
                        "AllergyIntolerance", "Procedure", "DiagnosticReport", "CarePlan",
