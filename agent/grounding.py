@@ -303,9 +303,11 @@ ANSWER_FORMS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"^\s*(is|are|was|were|has|have|had|does|do|did)\b", re.I), "yes or no, then the record that shows it"),
     # "What was the latest prescription for acute bronchitis?": with the row in front of it
     # (drug, prescriber, reason = the condition), the 1.5B default answered "no prescription
-    # found" 7 times in 9 until told where the answer is.
+    # found" 7 times in 9 until told where the answer is; and "which medication was most
+    # recently prescribed" with "none" when the row was two years before the reference date,
+    # until told "however long ago" (3 of 3).
     (re.compile(r"\b(prescription|drug|medication|medicine)s?\b.*\b(for|to treat)\b", re.I),
-     "a drug name: the display of the newest row whose reason column is that condition"),
+     "a drug name: the display of the newest row whose reason column is that condition, however long ago"),
     (re.compile(r"^\s*(what|which) (drug|medication|medicine)\b", re.I), "a drug name"),
     (re.compile(r"^\s*(what|which)\b", re.I), "the value, unit and date"),
 )
