@@ -3,6 +3,8 @@
     python benchmarks/image_index.py [--sizes 10000,100000] [--kinds flat,ivf,hnsw] [--hnsw-max 20000]
                                      [--data random|lowrank|clustered] [--queries 200] [--threads N]
     python benchmarks/image_index.py --sizes 1000000 --kinds flat,ivf --data lowrank --nlist 1024
+    python benchmarks/image_index.py --sizes 1000000 --kinds flat,hnsw --data lowrank --hnsw-max 1000000 \
+        --ef-search 128,160,192,256 --keep /tmp/faiss-keep     # a second run reuses the 19-min build
 
 Vectors are L2-normalised 1152-d float32 (MedSigLIP's size). ``random`` draws them uniformly
 on the sphere (the issue's workload; the hardest case for any approximate index, since no
@@ -141,6 +143,22 @@ def row(size: int, kind: str, factory: str, param: str, build_s: float, mem: int
             f"recall@{K}": round(rec, 3)}
 
 
+def built(factory: str, data: Data, args: argparse.Namespace, train: bool) -> tuple[faiss.Index, float]:
+    """``build``, or the index a run with --keep saved (with the build time it measured then): a
+    1M HNSW takes ~19 min to build here, its efSearch sweep seconds."""
+    if not args.keep:
+        return build(factory, data, train, args.train_per_list)
+    stem = f"{data.kind}_{data.n}_{data.dim}_seed{data.seed}_spread{data.spread:g}_{factory.replace(',', '_')}"
+    path, meta = args.keep / f"{stem}.faiss", args.keep / f"{stem}.json"
+    if path.is_file() and meta.is_file():
+        return faiss.read_index(str(path)), json.loads(meta.read_text())["build_s"]
+    index, build_s = build(factory, data, train, args.train_per_list)
+    args.keep.mkdir(parents=True, exist_ok=True)
+    faiss.write_index(index, str(path))
+    meta.write_text(json.dumps({"build_s": build_s}))
+    return index, build_s
+
+
 def bench_size(size: int, args: argparse.Namespace) -> list[dict]:
     data = Data(args.data, size, args.dim, args.seed, args.spread)
     queries = data.queries(args.queries)
@@ -155,7 +173,7 @@ def bench_size(size: int, args: argparse.Namespace) -> list[dict]:
     if "ivf" in args.kinds:
         nlist = args.nlist or ivf_nlist(size)
         factory = f"IVF{nlist},Flat"
-        index, build_s = build(factory, data, train=True, train_per_list=args.train_per_list)
+        index, build_s = built(factory, data, args, train=True)
         mem = index_bytes(index)
         for nprobe in [p for p in NPROBES if p <= nlist]:
             index.nprobe = nprobe
@@ -170,9 +188,9 @@ def bench_size(size: int, args: argparse.Namespace) -> list[dict]:
               f"(raise --hnsw-max to run it)", flush=True)
     elif "hnsw" in args.kinds:
         factory = f"HNSW{args.hnsw_m},Flat"
-        index, build_s = build(factory, data, train=False)
+        index, build_s = built(factory, data, args, train=False)
         mem = index_bytes(index)
-        for ef in EF_SEARCH:
+        for ef in args.ef_search:
             index.hnsw.efSearch = ef
             times, found, cpu = latencies(index, queries, args.queries)
             rows.append(row(size, "hnsw", factory, f"efSearch={ef}", build_s, mem, (times, cpu), recall(found, truth)))
@@ -208,6 +226,10 @@ def main() -> None:
     parser.add_argument("--hnsw-max", type=int, default=20_000, help="largest size to build HNSW for (slow to build)")
     parser.add_argument("--nlist", type=int, default=None, help="IVF lists (default: the index's rule, ~4 sqrt(n))")
     parser.add_argument("--train-per-list", type=int, default=40, help="k-means training vectors per IVF list")
+    parser.add_argument("--ef-search", type=lambda v: [int(x) for x in v.split(",")], default=list(EF_SEARCH),
+                        help="HNSW efSearch values to sweep (stops at recall 0.99)")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="save built IVF/HNSW indexes here and reuse them on the next run (with their build time)")
     parser.add_argument("--threads", type=int, default=None, help="faiss OpenMP threads (default: all cores)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
