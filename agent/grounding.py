@@ -219,10 +219,10 @@ def ground_free_filters(parsed: ParsedOutput, question: str, today: str | None, 
 
 def ground_lookup(parsed: ParsedOutput, question: str) -> str | None:
     """A patient lookup keeps only what the question gives: an identifier that appears in it,
-    a gender when it names one."""
+    a gender when it names one, and the birth date as the question states it."""
     if parsed.kind != "calls":
         return None
-    dropped = []
+    dropped, fixed = [], []
     for call in parsed.calls:
         if call.name != "find_patient":
             continue
@@ -231,7 +231,34 @@ def ground_lookup(parsed: ParsedOutput, question: str) -> str | None:
             dropped.append(f"find_patient.identifier={call.args.pop('identifier')}")
         if call.args.get("gender") and not GENDER_WORDS.search(question):
             dropped.append(f"find_patient.gender={call.args.pop('gender')}")
-    return f"dropped {', '.join(dropped)}: the question gives no such detail" if dropped else None
+        stated = question_dates(question)
+        given = str(call.args.get("birth_date") or "").strip()
+        if given and len(stated) == 1 and given != stated[0]:
+            # "born September 19, 1910" became birth_date 1910-09-01 and the lookup found no one
+            fixed.append(f"find_patient.birth_date={stated[0]} as the question states it (was {given})")
+            call.args["birth_date"] = stated[0]
+    notes = [f"dropped {', '.join(dropped)}: the question gives no such detail"] if dropped else []
+    return "; ".join([*notes, *(f"set {f}" for f in fixed)]) or None
+
+
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
+_DATE_TEXT = re.compile(
+    rf"\b(\d{{4}}-\d{{2}}-\d{{2}}|{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}"
+    rf"|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH},?\s+\d{{4}}|\d{{1,2}}/\d{{1,2}}/\d{{4}})\b", re.I)
+
+
+def question_dates(question: str) -> list[str]:
+    """The full dates a question states, as YYYY-MM-DD ('September 19, 1910', '19 Sept 1910',
+    '09/19/1910' US order, '1910-09-19'), in order, without repeats."""
+    from dateutil import parser as dates
+
+    found: dict[str, None] = {}
+    for text in _DATE_TEXT.findall(question):
+        try:
+            found[dates.parse(re.sub(r"(?<=\d)(st|nd|rd|th)\b|\bof\b", "", text)).date().isoformat()] = None
+        except (ValueError, OverflowError):
+            continue
+    return list(found)
 
 
 def ground_filters(parsed: ParsedOutput, messages: Sequence[BaseMessage]) -> str | None:
@@ -296,9 +323,10 @@ ANSWER_FORMS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"^\s*(when|(at|on|during) the (visit|day|encounter|time))\b[^?]*,\s*(what|how)\b", re.I),
      "the value, unit and date of the thing asked (first find the date of the other, then search on it)"),
     (re.compile(r"^\s*(who|whom)\b|^\s*which (clinician|doctor|provider|practitioner|physician|prescriber)\b", re.I),
-     "a person's name (the prescriber is the by column)"),
+     "a person's name (the prescriber is the by column of the newest row, however long ago)"),
     (re.compile(r"\bhow old\b|\bage\b", re.I), "an age in years (the Patient line above gives it)"),
-    (re.compile(r"^\s*how (many|often)\b", re.I), "a count (the 'N found' figure)"),
+    # (it was "a count (the 'N found' figure)", and the 1.5B default answered "N found")
+    (re.compile(r"^\s*how (many|often)\b", re.I), "a number: how many records the search found"),
     (re.compile(r"^\s*(when|on what date|what date|what day)\b|^\s*what (is|was) the date\b", re.I), "a date"),
     (re.compile(r"^\s*(is|are|was|were|has|have|had|does|do|did)\b", re.I), "yes or no, then the record that shows it"),
     # "What was the latest prescription for acute bronchitis?": with the row in front of it

@@ -215,6 +215,15 @@ def test_a_condition_searched_as_a_test_shows_what_was_prescribed_for_it(store):
     assert not miss.ids and miss.text.startswith("No Observation in this patient's record matches")
 
 
+@pytest.mark.parametrize("code", ["age", "Age", "date of birth", "the patient's age", "sex"])
+def test_a_demographic_searched_as_a_record_shows_the_patient_banner(store, code):
+    session = EhrSession(store, patient_id=MARIA.id)
+    found = session.search_records("Observation", code=code)
+    assert found.text.splitlines()[0] == session.banner() and found.ids == [f"Patient/{MARIA.id}"]
+    assert found.text.endswith(f"(Searched as Observation: '{code}' is on the Patient record, shown above.)")
+    assert not session.search_records("Observation", code="agent orange exposure").ids   # a word inside a name is not it
+
+
 def test_a_code_that_names_the_whole_type_is_no_filter(store):
     session = EhrSession(store, patient_id=MARIA.id)
     every = session.search_records("Encounter", date_from="2024", date_to="2024")

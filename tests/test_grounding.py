@@ -186,7 +186,7 @@ def test_free_form_filters_get_the_same_judgement_as_the_named_ones():
     ("At the visit where the BMI was most recently recorded, what was the height?", "then search height on that date"),
     ("What was the latest prescription for acute bronchitis?", "a drug name"),
     ("Which medication was most recently prescribed for the patient's strep throat?", "a drug name"),
-    ("How many visits did the patient have in 2017?", "a count"),
+    ("How many visits did the patient have in 2017?", "a number: how many records the search found"),
     ("How old is the patient?", "an age in years"),
     ("Has the patient ever been prescribed simvastatin?", "yes or no"),
     ("Is naproxen on the patient's active medication list?", "yes or no"),
@@ -236,6 +236,29 @@ def test_a_patient_lookup_keeps_only_what_the_question_gives():
     assert sorted(unasked_filters([HumanMessage(f"Question: {question}")], schemas)) == [
         "find_patient.gender", "find_patient.identifier"]
     assert unasked_filters([HumanMessage("Question: Which female patient has MRN 8812345?")], schemas) == []
+
+
+@pytest.mark.parametrize("question, date", [
+    ("What is the patient id of Sydney Oberbrunner, born September 19, 1910?", "1910-09-19"),
+    ("Find Jesus Smitham (date of birth January 10, 1953) and give their patient id.", "1953-01-10"),
+    ("Which patient id belongs to Robbin Gutmann, born on 3rd of December 1979?", "1979-12-03"),
+    ("Who is the patient born 09/19/1910 named Oberbrunner?", "1910-09-19"),
+])
+def test_a_lookup_takes_the_birth_date_as_the_question_states_it(question, date):
+    from agent.grounding import ground_lookup, question_dates
+    from agent.protocol.types import ParsedOutput, ToolCall
+
+    assert question_dates(question) == [date]
+    wrong = ParsedOutput(kind="calls", calls=[ToolCall(name="find_patient", args={"name": "X", "birth_date": "1910-09-01"})])
+    note = ground_lookup(wrong, question)
+    assert wrong.calls[0].args["birth_date"] == date
+    assert note == f"set find_patient.birth_date={date} as the question states it (was 1910-09-01)"
+    right = ParsedOutput(kind="calls", calls=[ToolCall(name="find_patient", args={"name": "X", "birth_date": date})])
+    assert ground_lookup(right, question) is None
+    # No date in the question (or two): the model's value stands.
+    kept = ParsedOutput(kind="calls", calls=[ToolCall(name="find_patient", args={"name": "X", "birth_date": "1950"})])
+    assert ground_lookup(kept, "Find the patient named X born in the fifties") is None
+    assert question_dates("Visits between 2012 and 2017?") == []
 
 
 def test_diagnosis_is_not_a_category_filter():

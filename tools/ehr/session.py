@@ -50,6 +50,8 @@ DRAFT_KINDS = ("MedicationRequest", "ServiceRequest", "Observation")
 NO_PATIENT = "no patient selected; call find_patient then bind"
 MAX_LIMIT = 200
 MAX_PAGE = 1000  # the most one search fetches (the store's _count bound), for filtering here
+DEMOGRAPHICS = re.compile(r"^(the )?(patient'?s? )?(current )?(age|age in years|date of birth|birth ?date|dob|sex|gender|"
+                          r"year of birth)$", re.I)
 REDIRECT_TYPES = ("MedicationRequest", "Observation", "Immunization", "Procedure")  # see _type_naming
 
 def _tool(fn: Callable[..., ToolResult]) -> Callable[..., ToolResult]:
@@ -385,6 +387,11 @@ class EhrSession:
         first (small models repeat a result's first line) with a note naming what was found,
         not what was not (the 1.5B default repeated "No Observation matches 'oxycodone'" as its
         answer); else ``miss``."""
+        if DEMOGRAPHICS.match(code.strip()):
+            # "How old is the patient?" searched as Observation 'age' (5 of 5 held-out age
+            # questions, past the banner in the question turn): the Patient record answers it.
+            return ToolResult(text=f"{self.banner()}\n(Searched as {rtype}: '{code}' is on the Patient record, "
+                                   "shown above.)", ids=[f"Patient/{self.patient_id}"])
         other = self._type_naming(code, rtype)
         if other:
             found = self.search_records(other, code=code, date_from=date_from, date_to=date_to, sort=sort, limit=limit)
