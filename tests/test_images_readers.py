@@ -126,12 +126,26 @@ def test_folder_walk_finds_images_and_dicom_without_suffix(tmp_path):
     assert [p.relative_to(tmp_path).as_posix() for p in iter_image_files(tmp_path)] == ["a.png", "sub/IM0001"]
 
 
-def test_factory_follows_collection_size():
-    assert vectors.factory_for(1_000) == "Flat"
-    assert vectors.factory_for(vectors.FLAT_MAX) == "Flat"
-    assert vectors.factory_for(1_000_000) == "IVF4096,Flat"
-    assert vectors.factory_for(vectors.HNSW_MIN).startswith("HNSW")
+def test_factory_follows_collection_size_and_hardware():
+    assert vectors.factory_for(1_000, gpu=False) == "Flat"
+    assert vectors.factory_for(vectors.FLAT_MAX, gpu=True) == "Flat"
+    assert vectors.factory_for(vectors.FLAT_MAX + 1, gpu=False) == "HNSW32,Flat"      # CPU: HNSW (7 ms vs 140 ms at 1M)
+    assert vectors.factory_for(1_000_000, gpu=True) == "IVF4096,Flat"                 # GPU: lists it scans fast
     assert vectors.ivf_nlist(100_000) == 1024
+    assert vectors.ef_search(100_000) == 128 < vectors.ef_search(1_000_000)
+
+
+def test_hnsw_search_widens_as_the_collection_grows(monkeypatch):
+    monkeypatch.setattr(vectors, "HNSW_LARGE", 1_000)
+    rng = np.random.default_rng(0)
+    data = rng.standard_normal((1_500, 32)).astype(np.float32)
+    data /= np.linalg.norm(data, axis=1, keepdims=True)
+    index = vectors.build_index(data[:800], np.arange(800), "HNSW16,Flat")
+    hnsw = lambda: vectors._faiss().downcast_index(index.index).hnsw  # noqa: E731
+    assert hnsw().efSearch == vectors.HNSW_EF_SEARCH
+    vectors.add_vectors(index, data[800:], np.arange(800, 1_500))
+    assert hnsw().efSearch == vectors.HNSW_EF_SEARCH_LARGE
+    assert list(vectors.search(index, data[[1_200]], 1)[1][0]) == [1_200]
 
 
 @pytest.mark.parametrize("factory", ["Flat", "IVF16,Flat", "HNSW16,Flat"])

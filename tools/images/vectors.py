@@ -1,9 +1,10 @@
 """The FAISS side of the image index: which index for how many vectors, built from scratch.
 
 Vectors are L2-normalised, so inner product = cosine. Small collections use exact search
-(``IndexFlatIP``); larger ones an inverted file (``IVF{nlist},Flat``) whose ``nprobe`` is set
-for recall@10 >= 0.95, and past a few million vectors HNSW (whose build takes hours on 2 cores). The thresholds come from
-benchmarks/image_index.py (see the README section). ``faiss-gpu`` is used when present.
+(``IndexFlatIP``). Larger ones, on a CPU, an HNSW graph (``HNSW32,Flat``) whose ``efSearch`` grows
+with the collection; with faiss-gpu and a GPU, an inverted file (``IVF{nlist},Flat``, probing a
+quarter of its lists), which the GPU scans fast and HNSW cannot use. The thresholds come from
+benchmarks/image_index.py (docs/images.md).
 """
 
 from __future__ import annotations
@@ -14,12 +15,16 @@ from typing import Any
 import numpy as np
 
 FLAT_MAX = 100_000          # exact search costs ~50 ms of one core at 100k x 1152-d: fine for a tool call
-HNSW_MIN = 5_000_000        # past here IVF's training and list scans grow; HNSW scales by log n
 # Probe this share of the lists. Measured at 1M (benchmarks/image_index.py, low-rank data):
 # 1/8 -> recall@10 0.93, 1/4 -> 0.99 at ~140 ms of one core a query (exact search: ~450 ms).
 IVF_RECALL_FRACTION = 1 / 4
 HNSW_M = 32
+# efSearch by collection size, from benchmarks/image_index.py (low-rank data, one core a query):
+# 100k: 128 -> recall@10 0.993 at 3.3 ms; 1M: 128 -> 0.937 at 4.2 ms, 144 -> 0.951 at 4.8 ms,
+# 160 -> 0.965 at 5.4 ms, 256 -> 0.983 at 7.3 ms (median of 200 queries).
 HNSW_EF_SEARCH = 128
+HNSW_EF_SEARCH_LARGE = 144
+HNSW_LARGE = 300_000
 
 
 def ivf_nlist(n: int) -> int:
@@ -27,13 +32,21 @@ def ivf_nlist(n: int) -> int:
     return max(16, 2 ** round(math.log2(4 * math.sqrt(max(n, 1)))))
 
 
-def factory_for(n: int) -> str:
-    """The ``index_factory`` string for a collection of n vectors."""
+def factory_for(n: int, gpu: bool | None = None) -> str:
+    """The ``index_factory`` string for a collection of n vectors (``gpu``: None = whether
+    faiss-gpu and a GPU are present). On a CPU, HNSW beat IVF at 100k and 1M: 1M low-rank
+    vectors at recall@10 0.99 took ~140 ms a query with IVF (a quarter of 1,024 lists), ~7 ms
+    with HNSW; its build is the cost (~19 min for 1M on 2 cores, IVF ~10 min)."""
     if n <= FLAT_MAX:
         return "Flat"
-    if n < HNSW_MIN:
+    if gpu if gpu is not None else gpu_available():
         return f"IVF{ivf_nlist(n)},Flat"
     return f"HNSW{HNSW_M},Flat"
+
+
+def ef_search(n: int) -> int:
+    """HNSW's search breadth for n vectors: recall@10 >= 0.95 as measured."""
+    return HNSW_EF_SEARCH if n <= HNSW_LARGE else HNSW_EF_SEARCH_LARGE
 
 
 def _faiss() -> Any:
@@ -61,14 +74,22 @@ def build_index(vectors: np.ndarray, ids: np.ndarray, factory: str | None = None
         ivf.nprobe = max(1, round(ivf.nlist * IVF_RECALL_FRACTION))
     if factory.startswith("HNSW"):
         index = faiss.IndexIDMap2(index)
-        faiss.downcast_index(index.index).hnsw.efSearch = HNSW_EF_SEARCH
     if n:
         index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64))
+    _tune(index)
     return index
 
 
 def add_vectors(index: Any, vectors: np.ndarray, ids: np.ndarray) -> None:
     index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64))
+    _tune(index)       # a collection grown past HNSW_LARGE searches wider
+
+
+def _tune(index: Any) -> None:
+    faiss = _faiss()
+    inner = faiss.downcast_index(index.index) if hasattr(index, "index") else index
+    if isinstance(inner, faiss.IndexHNSW):
+        inner.hnsw.efSearch = ef_search(index.ntotal)
 
 
 def to_searchable(index: Any) -> Any:
