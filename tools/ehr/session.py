@@ -397,9 +397,11 @@ class EhrSession:
             found = self.search_records(other, code=code, date_from=date_from, date_to=date_to, sort=sort, limit=limit)
             return found.model_copy(update={"text": f"{found.text}\n(Searched as {rtype}: '{code}' is in these "
                                                     f"{other} records.)"})
-        if rtype in REDIRECT_TYPES:
+        if rtype in REDIRECT_TYPES and rtype != "MedicationRequest":
             # A condition's name searched as a test or a procedure ("the drug last ordered to
             # treat her hyperlipidemia", searched as an Observation): what was prescribed for it.
+            # (A MedicationRequest search tried that already, in read_code: searching it again
+            # from here recursed until Python's limit, ~0.8 s a miss.)
             found = self.search_records("MedicationRequest", code=code, date_from=date_from, date_to=date_to,
                                         sort=sort, limit=limit)
             if found.ids:
