@@ -223,6 +223,7 @@ def ground_lookup(parsed: ParsedOutput, question: str) -> str | None:
     if parsed.kind != "calls":
         return None
     dropped, fixed = [], []
+    stated = question_dates(question) if any(c.name == "find_patient" for c in parsed.calls) else []
     for call in parsed.calls:
         if call.name != "find_patient":
             continue
@@ -231,7 +232,6 @@ def ground_lookup(parsed: ParsedOutput, question: str) -> str | None:
             dropped.append(f"find_patient.identifier={call.args.pop('identifier')}")
         if call.args.get("gender") and not GENDER_WORDS.search(question):
             dropped.append(f"find_patient.gender={call.args.pop('gender')}")
-        stated = question_dates(question)
         given = str(call.args.get("birth_date") or "").strip()
         if given and len(stated) == 1 and given != stated[0]:
             # "born September 19, 1910" became birth_date 1910-09-01 and the lookup found no one

@@ -21,24 +21,9 @@ from . import orders
 from .categories import CLINICAL, STATUS_PARAM, clinical_type
 from .names import ReferenceNames
 from .resolve import Candidate, resolve_codes
-from .results import (
-    RowNotes,
-    ToolResult,
-    concept_text,
-    describe,
-    render_rows,
-    row,
-    table,
-)
-from .search_args import (
-    Refused,
-    date_params,
-    explain_empty,
-    prescribed_sentence,
-    read_category,
-    read_code,
-    read_filters,
-)
+from .results import RowNotes, ToolResult, concept_text, describe, render_rows, row, table
+from .search_args import (Refused, date_params, explain_empty, prescribed_sentence, read_category, read_code,
+                          read_filters)
 
 ClinicalType = Literal["Observation", "Condition", "MedicationRequest", "Immunization", "Encounter",
                        "AllergyIntolerance", "Procedure", "DiagnosticReport", "CarePlan",
@@ -53,6 +38,7 @@ MAX_PAGE = 1000  # the most one search fetches (the store's _count bound), for f
 DEMOGRAPHICS = re.compile(r"^(the )?(patient'?s? )?(current )?(age|age in years|date of birth|birth ?date|dob|sex|gender|"
                           r"year of birth)$", re.I)
 REDIRECT_TYPES = ("MedicationRequest", "Observation", "Immunization", "Procedure")  # see _type_naming
+
 
 def _tool(fn: Callable[..., ToolResult]) -> Callable[..., ToolResult]:
     """Turn every failure into an error ToolResult; keep the signature and docstring."""
